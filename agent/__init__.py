@@ -1,0 +1,1 @@
+"""The probe: plans, runs and stores speed tests (xaprobe.agent)."""

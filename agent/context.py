@@ -1,0 +1,108 @@
+"""What describes a test's conditions: the interface's access type, the modem's radio, the clock."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from xaprobe.wire import Radio
+
+SYS_NET = Path("/sys/class/net")
+TIME_ERROR = 5  # adjtimex(2): the kernel clock is not synchronised
+
+
+def access_type(interface: str, sys_net: Path = SYS_NET) -> str:
+    """Classify an interface from sysfs as ethernet, wifi, cellular or other ('' when unknown)."""
+    if not interface:
+        return ""
+    base = sys_net / interface
+    if not base.exists():
+        return ""
+    if (base / "wireless").exists() or (base / "phy80211").exists():
+        return "wifi"
+    try:
+        kind = int((base / "type").read_text().strip())
+    except (OSError, ValueError):
+        return "other"
+    uevent = ""
+    try:
+        uevent = (base / "uevent").read_text()
+    except OSError:
+        pass
+    if kind == 519 or "DEVTYPE=wwan" in uevent or interface.startswith(("wwan", "rmnet", "usb")):
+        return "cellular"  # 519 is ARPHRD_RAWIP, what qmi_wwan/mhi modems present
+    if kind == 1 and not (base / "device").exists():
+        return "other"  # virtual: veth, bridge, loopback-like
+    return "ethernet" if kind == 1 else "other"
+
+
+def clock_synced() -> bool | None:
+    """True when the kernel says its clock is NTP-synchronised, False when not, None if unknown."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        buffer = ctypes.create_string_buffer(512)  # struct timex with modes = 0: a read-only query
+        state = libc.adjtimex(buffer)
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return state != TIME_ERROR
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+def parse_mmcli_modem(modem: dict, signal: dict | None) -> Radio:
+    """Read operator, technology and signal from `mmcli -J -m N` and `mmcli -J -m N --signal-get`."""
+    generic = modem.get("modem", {}).get("generic", {})
+    gpp = modem.get("modem", {}).get("3gpp", {})
+    techs = [t for t in generic.get("access-technologies", []) if t and t != "--"]
+    tech = techs[-1] if techs else None
+    sig = (signal or {}).get("modem", {}).get("signal", {})
+    rsrp = rsrq = sinr = rssi = None
+    for key in ("5g", "lte", "umts", "gsm"):
+        block = sig.get(key) or {}
+        if any(_number(block.get(k)) is not None for k in ("rsrp", "rssi")):
+            rsrp, rsrq, sinr, rssi = (_number(block.get(k)) for k in ("rsrp", "rsrq", "snr", "rssi"))
+            break
+    cell = None
+    location = modem.get("modem", {}).get("location", {})
+    if isinstance(location, dict):
+        cell = (location.get("3gpp") or {}).get("cid")
+    quality = generic.get("signal-quality", {}).get("value")
+    return Radio(technology=tech, operator=(gpp.get("operator-name") or None), rsrp_dbm=rsrp, rsrq_db=rsrq,
+                 sinr_db=sinr, rssi_dbm=rssi, cell_id=None if cell in (None, "--") else str(cell),
+                 signal_percent=_number(quality))
+
+
+def _mmcli(*args: str) -> dict | None:
+    try:
+        done = subprocess.run(["mmcli", "-J", *args], capture_output=True, text=True, timeout=10, check=False)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def cellular_radio(interface: str) -> Radio | None:
+    """Ask ModemManager for the modem whose data port is this interface; None without mmcli or modem."""
+    if not shutil.which("mmcli"):
+        return None
+    listing = _mmcli("-L") or {}
+    for path in listing.get("modem-list", []):
+        index = str(path).rsplit("/", 1)[-1]
+        modem = _mmcli("-m", index)
+        if not modem:
+            continue
+        ports = modem.get("modem", {}).get("generic", {}).get("ports", [])
+        if any(str(p).split(" ")[0] == interface for p in ports) or len(listing.get("modem-list", [])) == 1:
+            return parse_mmcli_modem(modem, _mmcli("-m", index, "--signal-get"))
+    return None

@@ -1,0 +1,127 @@
+"""`xaprobe demo`: a real collector and a real probe on this machine, end to end, over loopback only.
+
+It starts the collector on 127.0.0.1 (a free port, a temporary SQLite file), enrols a probe for
+Xã Cẩm Xuyên (Hà Tĩnh), runs real measurements against the collector's /speedtest/, keeps them in
+a probe store, uploads them through the real API, and prints the commune's month from the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+DEMO_COMMUNE = "18673"  # Xã Cẩm Xuyên, Hà Tĩnh (vietnam-provinces, post-2025 units)
+
+
+@contextlib.contextmanager
+def running_collector(db_url: str, province: str = "42") -> Iterator[tuple[str, object]]:
+    """Run a collector on 127.0.0.1 in a thread for the duration of the block; yield (base URL, store)."""
+    import logging
+
+    import uvicorn
+
+    from xaprobe.collector.app import create_app
+    from xaprobe.collector.settings import CollectorSettings
+    from xaprobe.collector.store import CollectorStore, open_engine
+
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # speed tests end by hanging up mid-body
+    store = CollectorStore(open_engine(db_url))
+    app = create_app(store, CollectorSettings(db_url=db_url, province=province))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the demo collector did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", store
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.engine.dispose()
+
+
+def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: float = 2.0, as_json: bool = False,
+             store_path: Path | None = None) -> int:
+    """Run the demo; return the exit code."""
+    try:
+        import requests
+
+        from xaprobe import communes
+        from xaprobe.months import utc_now
+        from xaprobe.secret import Secret
+
+        from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
+        from xaprobe.agent.measure import measure
+        from xaprobe.agent.store import Store
+        from xaprobe.agent.cli import summary_line
+        from xaprobe.uploader.upload import Target, upload_all
+        import xaprobe.collector.app  # noqa: F401 - fails here, with a clear message, without the extra
+    except ImportError as e:
+        print(f"xaprobe demo needs the collector too: pip install 'xaprobe[collector]' ({e.name} is missing)",
+              file=sys.stderr)
+        return 1
+    say = (lambda *a: print(*a, file=sys.stderr)) if as_json else print
+    with tempfile.TemporaryDirectory(prefix="xaprobe-demo-") as tmp:
+        db_url = f"sqlite:///{Path(tmp) / 'collector.db'}"
+        with running_collector(db_url) as (base, cstore):
+            unit = communes.commune(DEMO_COMMUNE)
+            token = cstore.add_device("demo-cam-xuyen", "Demo probe, UBND xã Cẩm Xuyên", unit.code, None, utc_now())
+            admin = cstore.add_admin("demo", utc_now())
+            say(f"collector on {base} (database {db_url})")
+            say(f"enrolled probe demo-cam-xuyen for {unit.name}, {unit.province_name} (code {unit.code})")
+            config = AgentConfig(device_id="demo-cam-xuyen", token=Secret(token), commune_code=unit.code,
+                                 collector_url=base + "/", store=store_path or Path(tmp) / "probe.db",
+                                 links=(LinkConfig(name="loopback", operator="Demo"),),
+                                 http=HttpEngineConfig(server=base + "/speedtest/", duration_s=duration_s),
+                                 source="(demo)")
+            store = Store.open(config.store)
+            for _ in range(measurements):
+                m = measure(config, store, config.links[0])
+                say("  measured " + summary_line(m))
+            with requests.Session() as session:
+                outcome = upload_all(store, session, Target(config.collector_url, config.token, 30.0), 500)
+            say(f"uploaded: {outcome.accepted} accepted, {outcome.duplicate} duplicate, "
+                f"{outcome.rejected} rejected; {store.backlog().pending} pending")
+            answer = requests.get(base + "/api/v1/report", params={"province": unit.province_code},
+                                  headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+            answer.raise_for_status()
+            report = answer.json()
+            row = next(c for c in report["communes"] if c["code"] == unit.code)
+            dashboard = f"{base}/login?token={admin}&next=/commune/{unit.code}"
+            if as_json:
+                print(json.dumps({"month": report["month"], "commune": row, "dashboard": dashboard},
+                                 ensure_ascii=False))
+            else:
+                print()
+                print(f"{row['name']} ({row['code']}), {report['province_name']}, month {report['month']}:")
+                print(f"  samples {row['samples']} of target {row['target']} ({row['percent']}%), "
+                      f"failed {row['failed']}, status {row['status']}")
+                for op, o in row["operators"].items():
+                    print(f"  {op}: median download {o['download_mbps']['median']} Mbit/s, "
+                          f"upload {o['upload_mbps']['median']} Mbit/s, latency {o['latency_ms']['median']} ms")
+                print(f"  dashboard: {dashboard}")
+            store.close()
+            if keep_running:
+                say("collector keeps running; press Ctrl-C to stop")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+            ok = outcome.accepted == measurements and row["samples"] + row["failed"] == measurements
+    return 0 if ok else 1

@@ -1,0 +1,72 @@
+"""Throughput over the steady part of a transfer, and latency statistics: pure functions.
+
+The ramp-up rule: cut the transfer into 0.5 s windows and take the median window rate R. The
+ramp-up ends at the start of the first window that, together with the next one, runs at 90% of R
+or more; it is never shorter than 10% nor longer than 40% of the transfer. The rate is the bytes
+moved after that instant divided by the time after it. It leaves out TCP slow start and a rate
+shaper's initial burst, and still measures most of the transfer.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+WINDOW_S = 0.5
+STEADY_SHARE = 0.9
+MIN_RAMP_SHARE = 0.1
+MAX_RAMP_SHARE = 0.4
+
+
+def bytes_at(samples: list[tuple[float, int]], t: float) -> float:
+    """Bytes moved by time t, interpolated linearly between (time, cumulative bytes) samples."""
+    if t <= samples[0][0]:
+        return float(samples[0][1])
+    for (t0, b0), (t1, b1) in zip(samples, samples[1:]):
+        if t0 <= t <= t1:
+            return b0 + (b1 - b0) * ((t - t0) / (t1 - t0) if t1 > t0 else 1.0)
+    return float(samples[-1][1])
+
+
+def ramp_end(samples: list[tuple[float, int]]) -> float:
+    """Return when the ramp-up ends, by the rule in this module's docstring."""
+    start, end = samples[0][0], samples[-1][0]
+    length = end - start
+    count = int(length / WINDOW_S)
+    lo, hi = start + MIN_RAMP_SHARE * length, start + MAX_RAMP_SHARE * length
+    if count < 3:
+        return lo
+    rates = [(bytes_at(samples, start + (k + 1) * WINDOW_S) - bytes_at(samples, start + k * WINDOW_S))
+             for k in range(count)]
+    reference = statistics.median(rates)
+    for k in range(count - 1):
+        if rates[k] >= STEADY_SHARE * reference and rates[k + 1] >= STEADY_SHARE * reference:
+            return min(max(start + k * WINDOW_S, lo), hi)
+    return hi
+
+
+def steady_mbps(samples: list[tuple[float, int]]) -> float:
+    """Return the steady-state rate in Mbit/s of cumulative (time s, bytes) samples."""
+    if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
+        return 0.0
+    t_s = ramp_end(samples)
+    t_e = samples[-1][0]
+    moved = samples[-1][1] - bytes_at(samples, t_s)
+    return moved * 8 / (t_e - t_s) / 1e6
+
+
+def last_change(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """Drop trailing samples after the byte count stopped growing (a capped transfer ended early)."""
+    final = samples[-1][1]
+    for i, (_, b) in enumerate(samples):
+        if b == final:
+            return samples[: max(i + 1, 2)]
+    return samples
+
+
+def latency_stats(rtts_ms: list[float]) -> tuple[float | None, float | None]:
+    """Return (median RTT, jitter) in ms; jitter is the mean absolute difference of consecutive RTTs."""
+    if not rtts_ms:
+        return None, None
+    jitter = (statistics.fmean(abs(b - a) for a, b in zip(rtts_ms, rtts_ms[1:]))
+              if len(rtts_ms) > 1 else 0.0)
+    return statistics.median(rtts_ms), jitter

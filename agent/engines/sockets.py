@@ -1,0 +1,107 @@
+"""Sockets bound to a link, and the kernel's own byte counters for them (Linux TCP_INFO)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+_TCP_INFO_LEN = 232
+_BYTES_ACKED = struct.Struct("=Q")  # struct tcp_info: tcpi_bytes_acked at offset 120
+_BYTES_ACKED_OFF = 120
+_BYTES_RECEIVED_OFF = 128
+_SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+
+
+def bound_connector(interface: str, source_address: str, congestion: str = ""):
+    """Return a create_connection-like callable that binds to the interface and/or source address."""
+
+    def connect(address, timeout=None, source=None):
+        host, port = address
+        error: OSError | None = None
+        for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                if interface:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, interface.encode() + b"\0")
+                if source_address:
+                    sock.bind((source_address, 0))
+                if congestion:
+                    try:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion.encode())
+                    except OSError:
+                        pass  # not available or not allowed: the system default serves
+                sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as e:
+                sock.close()
+                error = e
+        raise error or OSError(f"no address for {host}")
+
+    return connect
+
+
+def tcp_counters(sock: socket.socket) -> tuple[int, int] | None:
+    """Return (bytes acked by the peer, bytes received) from TCP_INFO, or None off Linux."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < _BYTES_RECEIVED_OFF + 8:
+        return None
+    return (_BYTES_ACKED.unpack_from(info, _BYTES_ACKED_OFF)[0],
+            _BYTES_ACKED.unpack_from(info, _BYTES_RECEIVED_OFF)[0])
+
+
+def abort(sock: socket.socket | None) -> None:
+    """Reset the connection now, dropping unsent data, so no traffic trails into the next test."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class ByteMeter:
+    """Sum one direction's bytes over several sockets: kernel counters, else what the app moved."""
+
+    def __init__(self, upload: bool):
+        self._index = 0 if upload else 1
+        self._lock = threading.Lock()
+        self._live: list[socket.socket] = []
+        self._closed = 0
+        self._app = 0
+        self.kernel = True
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._live.append(sock)
+
+    def detach(self, sock: socket.socket) -> None:
+        with self._lock:
+            if sock in self._live:
+                counters = tcp_counters(sock)
+                self._closed += counters[self._index] if counters else 0
+                self._live.remove(sock)
+
+    def count_app(self, n: int) -> None:
+        with self._lock:
+            self._app += n
+
+    def total(self) -> int:
+        with self._lock:
+            total = self._closed
+            for sock in self._live:
+                counters = tcp_counters(sock)
+                if counters is None:
+                    self.kernel = False
+                    break
+                total += counters[self._index]
+        return total if self.kernel else self._app
+
+    def live_sockets(self) -> list[socket.socket]:
+        with self._lock:
+            return list(self._live)

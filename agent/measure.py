@@ -1,0 +1,52 @@
+"""Run one test on one link: gather its context, run the engine, stamp device fields, store it."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+from xaprobe import __version__
+from xaprobe.months import utc_now
+from xaprobe.wire import Link, Location, Measurement, new_id
+
+from xaprobe.agent import context
+from xaprobe.agent.config import AgentConfig, LinkConfig
+from xaprobe.agent.engines import run_engine
+from xaprobe.agent.engines.base import TestRequest
+from xaprobe.agent.store import Store
+
+
+def _interface_exists(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def link_context(link: LinkConfig) -> Link:
+    """Describe the link as the wire format does, reading sysfs and ModemManager where they answer."""
+    access = context.access_type(link.interface) if link.access == "auto" else link.access
+    radio = context.cellular_radio(link.interface) if access == "cellular" else None
+    operator = link.operator or (radio.operator if radio and radio.operator else "")
+    return Link(name=link.name, interface=link.interface, access=access, operator=operator, radio=radio)
+
+
+def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | None = None,
+            server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
+            bind: bool = True) -> Measurement:
+    """Run one test on the link and store it (failed tests too); return the stored Measurement."""
+    described = link_context(link)
+    interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
+    request = TestRequest(link=described, bind_interface=interface, source_address=link.source_address,
+                          cap_bytes=cap_bytes)
+    if bind and link.interface and not interface:
+        result = Measurement(id=new_id(), started_at=utc_now(), engine=engine or config.engine, status="failed",
+                             link=described, agent_version=__version__, error=f"interface {link.interface} does not exist "
+                                                   "(is the modem plugged in? check links[].interface)")
+    else:
+        result = run_engine(engine or config.engine, request, config, server)
+    stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,
+                                  clock_synced=context.clock_synced(), location=location)
+    return store.add(stamped)
+

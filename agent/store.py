@@ -1,0 +1,295 @@
+"""The probe's SQLite file: the only module on the probe that touches SQLite.
+
+Each measurement row is also its own outbox entry (upload_state pending/uploaded/rejected) and
+carries a per-device sequence number that survives restarts. The file runs in WAL mode with
+synchronous=FULL so a power cut loses nothing that `add` returned for. A corrupt file found at
+open is moved aside (never deleted) and a fresh store started; the event is kept for the heartbeat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from xaprobe.months import format_utc, month_bounds, parse_utc, utc_now
+from xaprobe.wire import Measurement, from_wire, to_wire
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+PENDING, UPLOADED, REJECTED = "pending", "uploaded", "rejected"
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+class StoreFull(StoreError):
+    """The disk under the store is full; nothing was written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backlog:
+    pending: int
+    uploaded: int
+    rejected: int
+    oldest_pending: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkHistory:
+    """What the planner needs to know about one link in one month."""
+
+    samples: int
+    failed: int
+    bytes_used: int
+    last_started: dt.datetime | None
+    mean_test_bytes: float | None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measurements (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    started_at TEXT NOT NULL,
+    link TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    status TEXT NOT NULL,
+    bytes_total INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    upload_state TEXT NOT NULL DEFAULT 'pending',
+    reject_reason TEXT,
+    uploaded_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS measurements_state ON measurements (upload_state, seq);
+CREATE INDEX IF NOT EXISTS measurements_link_time ON measurements (link, started_at);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def _is_disk_full(error: sqlite3.Error) -> bool:
+    return "disk is full" in str(error) or "disk I/O error" in str(error)
+
+
+class Store:
+    """A probe store on one SQLite file; open it with `Store.open(path)`."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path):
+        self.db = db
+        self.path = path
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str) -> "Store":
+        """Open (creating or migrating) the store at path; move a corrupt file aside and start anew."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the folder for the store {path}: {e.strerror}") from None
+        try:
+            return cls._open_checked(path)
+        except sqlite3.DatabaseError as e:
+            if str(path) == ":memory:" or _is_disk_full(e) or "unable to open" in str(e):
+                raise StoreError(f"cannot open the store {path}: {e}") from None
+            aside = _move_aside(path)
+            store = cls._open_checked(path)
+            store.record_event("store_corrupt", f"{path} could not be read ({e}); moved to {aside}")
+            log.error("store %s was corrupt (%s); moved to %s and started a fresh one", path, e, aside)
+            return store
+
+    @classmethod
+    def _open_checked(cls, path: Path) -> "Store":
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check}")
+            db = sqlite_utils.Database(conn)
+            store = cls(db, path)
+            store._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the store {self.path} was written by a newer xaprobe (schema {version}); "
+                             "upgrade xaprobe")
+        if version == SCHEMA_VERSION:
+            return
+        with self.db.atomic():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def schema_version(self) -> int:
+        if "meta" not in self.db.table_names():
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def add(self, m: Measurement) -> Measurement:
+        """Store a measurement with the next sequence number; return it as stored (durable on return)."""
+        try:
+            with self.db.atomic():
+                seq = int(self._meta("next_seq", "1"))
+                stored = dataclasses.replace(m, seq=seq)
+                self.db.execute(
+                    "INSERT INTO measurements (id, seq, started_at, link, engine, status, bytes_total, body,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (stored.id, seq, format_utc(stored.started_at), stored.link.name, stored.engine,
+                     stored.status, stored.bytes_down + stored.bytes_up,
+                     json.dumps(to_wire(stored), ensure_ascii=False), format_utc(utc_now())))
+                self._set_meta("next_seq", str(seq + 1))
+        except sqlite3.OperationalError as e:
+            if _is_disk_full(e):
+                raise StoreFull(f"the disk under {self.path} is full: measurement {m.id} not stored") from None
+            raise
+        return stored
+
+    def mark(self, results: dict[str, tuple[str, str | None]], now: dt.datetime | None = None) -> None:
+        """Record the collector's answer per id: (UPLOADED, None) or (REJECTED, reason)."""
+        stamp = format_utc(now or utc_now())
+        with self.db.atomic():
+            for mid, (state, reason) in results.items():
+                self.db.execute(
+                    "UPDATE measurements SET upload_state = ?, reject_reason = ?, uploaded_at = ? "
+                    "WHERE id = ? AND upload_state = 'pending'", (state, reason, stamp, mid))
+
+    def record_event(self, kind: str, detail: str) -> None:
+        """Keep an event (corrupt store, disk full, token refused) for status and the next heartbeat."""
+        self.db.execute("INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)",
+                        (format_utc(utc_now()), kind, detail))
+
+    def prune_uploaded(self, older_than: dt.datetime) -> int:
+        """Delete uploaded rows started before older_than; pending and rejected rows are kept."""
+        cur = self.db.execute("DELETE FROM measurements WHERE upload_state = 'uploaded' AND started_at < ?",
+                              (format_utc(older_than),))
+        return cur.rowcount
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[tuple[str, str]]:
+        """Return up to limit pending rows, oldest first, as (id, wire JSON text)."""
+        rows = self.db.execute("SELECT id, body FROM measurements WHERE upload_state = 'pending' "
+                               "ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def get(self, mid: str) -> Measurement | None:
+        row = self.db.execute("SELECT body FROM measurements WHERE id = ?", (mid,)).fetchone()
+        return from_wire(json.loads(row[0])) if row else None
+
+    def upload_state(self, mid: str) -> tuple[str, str | None] | None:
+        row = self.db.execute("SELECT upload_state, reject_reason FROM measurements WHERE id = ?",
+                              (mid,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def measurements(self) -> Iterator[Measurement]:
+        """Yield every stored measurement in sequence order."""
+        for row in self.db.execute("SELECT body FROM measurements ORDER BY seq"):
+            yield from_wire(json.loads(row[0]))
+
+    def backlog(self) -> Backlog:
+        counts = dict(self.db.execute("SELECT upload_state, count(*) FROM measurements "
+                                      "GROUP BY upload_state").fetchall())
+        oldest = self.db.execute("SELECT min(started_at) FROM measurements "
+                                 "WHERE upload_state = 'pending'").fetchone()[0]
+        return Backlog(counts.get(PENDING, 0), counts.get(UPLOADED, 0), counts.get(REJECTED, 0),
+                       parse_utc(oldest) if oldest else None)
+
+    def link_history(self, link: str, month: str, tz: str) -> LinkHistory:
+        """Summarise one link's tests in a local month (samples are successful tests)."""
+        start, end = month_bounds(month, tz)
+        row = self.db.execute(
+            "SELECT sum(status = 'ok'), sum(status != 'ok'), coalesce(sum(bytes_total), 0), max(started_at),"
+            " avg(CASE WHEN status = 'ok' THEN bytes_total END) "
+            "FROM measurements WHERE link = ? AND started_at >= ? AND started_at < ?",
+            (link, format_utc(start), format_utc(end))).fetchone()
+        return LinkHistory(int(row[0] or 0), int(row[1] or 0), int(row[2]),
+                           parse_utc(row[3]) if row[3] else None, row[4])
+
+    def last_started(self, link: str | None = None) -> dt.datetime | None:
+        """Return the start of the latest test (on one link, or on any)."""
+        if link is None:
+            row = self.db.execute("SELECT max(started_at) FROM measurements").fetchone()
+        else:
+            row = self.db.execute("SELECT max(started_at) FROM measurements WHERE link = ?", (link,)).fetchone()
+        return parse_utc(row[0]) if row[0] else None
+
+    def last_measurement(self, link: str) -> Measurement | None:
+        row = self.db.execute("SELECT body FROM measurements WHERE link = ? ORDER BY started_at DESC LIMIT 1",
+                              (link,)).fetchone()
+        return from_wire(json.loads(row[0])) if row else None
+
+    def events(self, unreported_only: bool = False) -> list[dict[str, Any]]:
+        sql = "SELECT id, at, kind, detail FROM events"
+        if unreported_only:
+            sql += " WHERE reported = 0"
+        return [dict(zip(("id", "at", "kind", "detail"), r)) for r in self.db.execute(sql + " ORDER BY id")]
+
+    def mark_events_reported(self, ids: list[int]) -> None:
+        with self.db.atomic():
+            for event_id in ids:
+                self.db.execute("UPDATE events SET reported = 1 WHERE id = ?", (event_id,))
+
+    def get_state(self, key: str) -> str | None:
+        """Return a small piece of probe state kept across restarts (e.g. last upload)."""
+        return self._meta("state." + key)
+
+    def set_state(self, key: str, value: str) -> None:
+        self._set_meta("state." + key, value)
+
+    def integrity(self) -> str:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        side = Path(str(path) + suffix)
+        if side.exists():
+            os.replace(side, Path(str(aside) + suffix))
+    return aside

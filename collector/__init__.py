@@ -1,0 +1,1 @@
+"""The central collector: enrolment, ingest, reports and dashboard (xaprobe.collector)."""

@@ -1,0 +1,38 @@
+"""Charts as inline SVG made on the server (pygal), with no script or style fetched from outside."""
+
+from __future__ import annotations
+
+import pygal
+from pygal.style import Style
+
+_STYLE = Style(background="white", plot_background="white", font_family="sans-serif",
+               colors=("#1f6fb2", "#e07b00", "#2a9d3a", "#b23a48", "#6a4c93"))
+
+
+def _config(title: str) -> pygal.Config:
+    config = pygal.Config()
+    config.title = title
+    config.style = _STYLE
+    config.js = []  # pygal's tooltips load a script from a CDN by default; collectors run on intranets
+    config.disable_xml_declaration = True
+    config.width, config.height = 640, 300
+    config.show_legend = True
+    config.legend_at_bottom = True
+    return config
+
+
+def operator_bars(title: str, medians: dict[str, float | None], unit: str) -> str:
+    """A bar per operator of its median value."""
+    chart = pygal.Bar(_config(title))
+    for op, value in medians.items():
+        chart.add(op, [value or 0], formatter=lambda v: f"{v:.1f} {unit}")
+    return chart.render(is_unicode=True)
+
+
+def daily_samples(title: str, days: list[int], per_operator: dict[str, list[int]]) -> str:
+    """Stacked bars of samples per day of the month, one colour per operator."""
+    chart = pygal.StackedBar(_config(title))
+    chart.x_labels = [str(d) for d in days]
+    for op, counts in per_operator.items():
+        chart.add(op, counts)
+    return chart.render(is_unicode=True)

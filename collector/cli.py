@@ -1,0 +1,271 @@
+"""`xaprobe-collector`: serve, speedtest-server, device add|list|revoke|rotate, admin add, report."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from xaprobe import __version__, communes
+from xaprobe.months import month_of, parse_month, utc_now
+from xaprobe.slug import slugify
+from xaprobe.tomlcheck import ConfigError
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 1."""
+
+
+def _open(args):
+    from xaprobe.collector.settings import load_settings
+    from xaprobe.collector.store import CollectorStore, open_engine
+
+    settings = load_settings(Path(args.config) if args.config else None, args.db)
+    try:
+        engine = open_engine(settings.db_url)
+    except Exception as e:  # noqa: BLE001 - a database that cannot be reached is a user-fixable setting
+        raise UserError(f"cannot open the database {settings.db_url}: {e}") from None
+    return settings, CollectorStore(engine)
+
+
+def agent_toml(device_id: str, token: str, commune_code: str, collector_url: str, target: int) -> str:
+    """A complete agent.toml for a freshly enrolled device; `xaprobe config check` accepts it."""
+    base = collector_url.rstrip("/")
+    return f'''# xaprobe probe configuration for device {device_id}
+# Made by `xaprobe-collector device add`. Keep it secret: it holds the device's token.
+device_id = "{device_id}"
+token = "{token}"
+commune_code = "{commune_code}"
+collector_url = "{base}/"
+target = {target}
+timezone = "Asia/Ho_Chi_Minh"
+
+[engines.http]
+server = "{base}/speedtest/"
+
+# One [[links]] per modem or network the probe measures; the interface name is on `ip link`.
+[[links]]
+name = "main"
+interface = "eth0"
+operator = ""
+access = "auto"
+'''
+
+
+def cmd_device_add(args) -> int:
+    settings, store = _open(args)
+    unit = communes.commune(args.commune)
+    if unit is None:
+        raise UserError(f"--commune: {args.commune} is not a commune in vietnam-provinces")
+    device_id = args.id or slugify(args.name)
+    if not device_id:
+        raise UserError("--name must contain letters or digits (or give --id)")
+    if args.write_config and not args.collector_url:
+        raise UserError("--write-config needs --collector-url (the address probes reach this collector at)")
+    from xaprobe.collector.store import StoreError
+
+    try:
+        token = store.add_device(device_id, args.name, unit.code, args.target, utc_now())
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    if args.write_config:
+        path = Path(args.write_config)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(agent_toml(device_id, token, unit.code, args.collector_url, args.target or settings.target))
+        os.chmod(path, 0o600)
+    if args.json:
+        print(json.dumps({"id": device_id, "name": args.name, "commune_code": unit.code,
+                          "commune_name": unit.name, "token": token}, ensure_ascii=False))
+    else:
+        print(f"Enrolled {device_id} for {unit.name}, {unit.province_name} ({unit.code}).")
+        print(f"Token (shown once, keep it secret): {token}")
+        if args.write_config:
+            print(f"Probe configuration written to {args.write_config} (mode 0600).")
+    return 0
+
+
+def cmd_device_list(args) -> int:
+    _, store = _open(args)
+    rows = [{"id": d.id, "name": d.name, "commune_code": d.commune_code,
+             "commune_name": (communes.commune(d.commune_code) or communes.Commune("", "?", "", "")).name,
+             "target": d.target, "revoked": d.revoked_at is not None,
+             "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None}
+            for d in store.devices()]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        for r in rows:
+            state = "revoked" if r["revoked"] else (r["last_seen_at"] or "never seen")
+            print(f'{r["id"]:<24} {r["commune_code"]:>6} {r["commune_name"]:<28} {state}')
+    return 0
+
+
+def cmd_device_revoke(args) -> int:
+    from xaprobe.collector.store import StoreError
+
+    _, store = _open(args)
+    try:
+        store.revoke_device(args.device_id, utc_now())
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    print(f"Revoked {args.device_id}: its token is refused from the next request on.")
+    return 0
+
+
+def cmd_device_rotate(args) -> int:
+    from xaprobe.collector.store import StoreError
+
+    _, store = _open(args)
+    try:
+        token = store.rotate_device(args.device_id, utc_now(), dt.timedelta(days=args.grace_days))
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        print(json.dumps({"id": args.device_id, "token": token, "old_token_valid_days": args.grace_days}))
+    else:
+        print(f"New token for {args.device_id} (shown once): {token}")
+        print(f"The old token stays valid for {args.grace_days} days.")
+    return 0
+
+
+def cmd_admin_add(args) -> int:
+    _, store = _open(args)
+    token = store.add_admin(args.name, utc_now())
+    if args.json:
+        print(json.dumps({"name": args.name, "token": token}, ensure_ascii=False))
+    else:
+        print(f"Admin token for {args.name} (shown once): {token}")
+        print("Use it to sign in to the dashboard, or as Authorization: Bearer <token> for the API.")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from xaprobe.collector.exports import render_report
+    from xaprobe.collector.reports import monthly_report
+
+    settings, store = _open(args)
+    now = utc_now()
+    month = args.month or month_of(now, settings.timezone)
+    try:
+        parse_month(month)
+        report = monthly_report(store, settings, month, args.province or settings.province, now)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    fmt = "json" if args.json else args.format
+    if fmt == "xlsx" and not args.output:
+        raise UserError("--format xlsx needs --output FILE.xlsx")
+    data = render_report(report, fmt, args.lang)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"Wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from xaprobe.collector.app import create_app
+
+    settings, store = _open(args)
+    if args.province:
+        if communes.province_name(args.province) is None:
+            raise UserError(f"--province: {args.province} is not a province code in vietnam-provinces")
+        settings = dataclasses.replace(settings, province=communes.normalise_code(args.province))
+    uvicorn.run(create_app(store, settings), host=args.host, port=args.port, log_level="info",
+                proxy_headers=True)
+    return 0
+
+
+def cmd_speedtest_server(args) -> int:
+    import uvicorn
+
+    from xaprobe.collector.speedtest_app import speedtest_app
+
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # clients end tests by hanging up mid-body
+    uvicorn.run(speedtest_app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xaprobe-collector", description="The xaprobe central collector.")
+    p.add_argument("--version", action="version", version=f"xaprobe {__version__}")
+    p.add_argument("--config", metavar="PATH", help="collector.toml (optional)")
+    p.add_argument("--db", metavar="URL", help="SQLAlchemy URL: sqlite:///path.db or postgresql://...")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the collector (API, dashboard, /speedtest/)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--province", help="the province the dashboard opens on (code)")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("speedtest-server", help="serve only the speed-test endpoints, with no database")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8081)
+    s.set_defaults(func=cmd_speedtest_server)
+
+    dev = sub.add_parser("device", help="enrol, list, revoke and rotate probes").add_subparsers(
+        dest="device_command", required=True, metavar="ACTION")
+    s = dev.add_parser("add", help="enrol a probe and print its token once")
+    s.add_argument("--commune", required=True, metavar="CODE", help="commune code (vietnam-provinces)")
+    s.add_argument("--name", required=True)
+    s.add_argument("--id", help="device id (default: made from the name)")
+    s.add_argument("--target", type=int, help="monthly sample target for this probe's commune")
+    s.add_argument("--write-config", metavar="PATH", help="write a complete agent.toml for the probe (0600)")
+    s.add_argument("--collector-url", metavar="URL", help="how the probe reaches this collector")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_device_add)
+    s = dev.add_parser("list", help="list enrolled probes")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_device_list)
+    s = dev.add_parser("revoke", help="refuse a probe's token from its next request on")
+    s.add_argument("device_id")
+    s.set_defaults(func=cmd_device_revoke)
+    s = dev.add_parser("rotate", help="give a probe a new token; the old one stays valid for a while")
+    s.add_argument("device_id")
+    s.add_argument("--grace-days", type=int, default=90)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_device_rotate)
+
+    adm = sub.add_parser("admin", help="admin tokens for the dashboard and reports").add_subparsers(
+        dest="admin_command", required=True, metavar="ACTION")
+    s = adm.add_parser("add", help="create an admin token and print it once")
+    s.add_argument("--name", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_admin_add)
+
+    s = sub.add_parser("report", help="a province's communes for one month")
+    s.add_argument("--month", metavar="YYYY-MM", help="default: this month")
+    s.add_argument("--province", metavar="CODE", help="default: the configured province")
+    s.add_argument("--format", choices=("table", "json", "csv", "xlsx"), default="table")
+    s.add_argument("--output", metavar="PATH")
+    s.add_argument("--lang", choices=("vi", "en"), default="vi")
+    s.add_argument("--json", action="store_true", help="same as --format json")
+    s.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"{e.source}: {problem}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        print(f"xaprobe-collector: {e.name} is missing; install the collector with "
+              "pip install 'xaprobe[collector]'", file=sys.stderr)
+        return 1
+    except UserError as e:
+        print(f"xaprobe-collector: error: {e}", file=sys.stderr)
+        return 1

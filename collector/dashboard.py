@@ -1,0 +1,173 @@
+"""Server-rendered dashboard pages (Vietnamese by default, ?lang=en) and CSV/XLSX exports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from xaprobe import communes
+from xaprobe.months import month_of
+
+from xaprobe.collector import charts
+from xaprobe.collector.exports import render_raw, render_report
+from xaprobe.collector.i18n import labels
+from xaprobe.collector.reports import STATUSES, monthly_report
+
+router = APIRouter(include_in_schema=False)
+_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                         autoescape=select_autoescape(["html"]))
+_MEDIA = {"csv": "text/csv; charset=utf-8",
+          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _admin(request: Request) -> str | None:
+    try:
+        return request.app.state.admin_auth(request)
+    except HTTPException:
+        return None
+
+
+def _page(name: str, request: Request, lang: str, **context) -> HTMLResponse:
+    html = _templates.get_template(name).render(t=labels(lang), lang=lang, path=request.url.path,
+                                                query=request.url.query, **context)
+    return HTMLResponse(html)
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(str(request.url.path) + '?' + request.url.query)}", 303)
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/", token: str | None = None,
+               lang: Literal["vi", "en"] = "vi") -> Response:
+    if token:
+        return _sign_in(request, token, next, lang)
+    return _page("login.html", request, lang, next=next, error=False)
+
+
+@router.post("/login")
+def login_post(request: Request, token: str = Form(...), next: str = Form("/"),
+               lang: Literal["vi", "en"] = "vi") -> Response:
+    return _sign_in(request, token, next, lang)
+
+
+def _sign_in(request: Request, token: str, next: str, lang: str) -> Response:
+    if request.app.state.store.admin_for_token(token) is None:
+        response = _page("login.html", request, lang, next=next, error=True)
+        response.status_code = 401
+        return response
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    response = RedirectResponse(target, 303)
+    response.set_cookie("xaprobe_admin", token, httponly=True, samesite="strict", max_age=30 * 86400)
+    return response
+
+
+def _month(request: Request, month: str | None) -> str:
+    settings = request.app.state.settings
+    return month or month_of(request.app.state.clock(), settings.timezone)
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+             province: str | None = Query(None, pattern=r"^\d{1,3}$"),
+             sort: Literal["status", "name", "percent"] = "status",
+             lang: Literal["vi", "en"] = "vi") -> Response:
+    if _admin(request) is None:
+        return _login_redirect(request)
+    state = request.app.state
+    month = _month(request, month)
+    try:
+        report = monthly_report(state.store, state.settings, month, province or state.settings.province,
+                                state.clock())
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+    rows = list(report.communes)
+    if sort == "name":
+        rows.sort(key=lambda c: c.name)
+    elif sort == "percent":
+        rows.sort(key=lambda c: c.percent)
+    else:  # behind first, then no data, then on track; least progress first within each
+        rows.sort(key=lambda c: (STATUSES.index(c.status), c.percent))
+    pooled: dict[str, list[float]] = defaultdict(list)
+    for c in report.communes:
+        for op, o in c.operators.items():
+            if o.download_mbps.median is not None:
+                pooled[op].extend([o.download_mbps.median] * o.samples)
+    chart = charts.operator_bars(labels(lang)["operators_chart"],
+                                 {op: sorted(v)[len(v) // 2] for op, v in pooled.items()}, "Mbit/s") \
+        if pooled else ""
+    devices = [d for d in state.store.devices()
+               if communes.commune(d.commune_code) and communes.commune(d.commune_code).province_code
+               == report.province]
+    return _page("overview.html", request, lang, report=report, rows=rows, chart=chart, devices=devices,
+                 provinces=communes.provinces(), sort=sort)
+
+
+@router.get("/commune/{code}", response_class=HTMLResponse)
+def commune_page(request: Request, code: str, month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+                 lang: Literal["vi", "en"] = "vi") -> Response:
+    if _admin(request) is None:
+        return _login_redirect(request)
+    unit = communes.commune(code)
+    if unit is None:
+        raise HTTPException(404, f"{code} is not a commune in vietnam-provinces")
+    state = request.app.state
+    month = _month(request, month)
+    report = monthly_report(state.store, state.settings, month, unit.province_code, state.clock(),
+                            only_commune=unit.code)
+    row = report.communes[0]
+    per_day: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(state.settings.timezone)
+    for r in state.store.month_rows(month, commune_codes=[unit.code]):
+        if r.status == "ok":
+            started = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=ZoneInfo("UTC"))
+            per_day[r.operator][started.astimezone(zone).day] += 1
+    days = list(range(1, 32))
+    t = labels(lang)
+    daily = charts.daily_samples(t["per_day"], days, {op: [d.get(day, 0) for day in days]
+                                                     for op, d in per_day.items()}) if per_day else ""
+    bars = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
+                                                      for op, o in row.operators.items()}, "Mbit/s") \
+        if row.operators else ""
+    devices = [d for d in state.store.devices() if d.commune_code == unit.code]
+    return _page("commune.html", request, lang, report=report, c=row, daily=daily, bars=bars,
+                 devices=devices)
+
+
+@router.get("/export/report.{fmt}")
+def export_report(request: Request, fmt: Literal["csv", "xlsx"],
+                  month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+                  province: str | None = Query(None, pattern=r"^\d{1,3}$"),
+                  lang: Literal["vi", "en"] = "vi") -> Response:
+    if _admin(request) is None:
+        raise HTTPException(401, "admin token required")
+    state = request.app.state
+    month = _month(request, month)
+    report = monthly_report(state.store, state.settings, month, province or state.settings.province,
+                            state.clock())
+    name = f"xaprobe-{report.province}-{month}.{fmt}"
+    return Response(render_report(report, fmt, lang), media_type=_MEDIA[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/export/raw.{fmt}")
+def export_raw(request: Request, fmt: Literal["csv", "xlsx"],
+               month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+               commune: str | None = Query(None, pattern=r"^\d{1,6}$"),
+               province: str | None = Query(None, pattern=r"^\d{1,3}$")) -> Response:
+    if _admin(request) is None:
+        raise HTTPException(401, "admin token required")
+    state = request.app.state
+    month = _month(request, month)
+    code = communes.normalise_code(commune) if commune else None
+    rows = state.store.raw_rows(month, code, None if code else (province or state.settings.province))
+    name = f"xaprobe-samples-{code or province or state.settings.province}-{month}.{fmt}"
+    return Response(render_raw(rows, fmt, month), media_type=_MEDIA[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,52 @@
+"""Dashboard and export labels in Vietnamese (the default) and English."""
+
+from __future__ import annotations
+
+LANGUAGES = ("vi", "en")
+
+_LABELS = {
+    "title": ("Chất lượng băng rộng di động theo xã", "Mobile broadband quality by commune"),
+    "province": ("Tỉnh/thành phố", "Province"),
+    "month": ("Tháng", "Month"),
+    "commune": ("Xã/phường", "Commune"),
+    "code": ("Mã", "Code"),
+    "samples": ("Mẫu đạt", "Samples"),
+    "failed": ("Đo lỗi", "Failed"),
+    "target": ("Chỉ tiêu", "Target"),
+    "percent": ("% chỉ tiêu", "% of target"),
+    "projected": ("Dự kiến cuối tháng", "Projected"),
+    "status": ("Trạng thái", "Status"),
+    "operator": ("Nhà mạng", "Operator"),
+    "download": ("Tải xuống (Mbit/s)", "Download (Mbit/s)"),
+    "upload": ("Tải lên (Mbit/s)", "Upload (Mbit/s)"),
+    "latency": ("Độ trễ (ms)", "Latency (ms)"),
+    "median": ("trung vị", "median"),
+    "p10": ("P10", "P10"),
+    "p90": ("P90", "P90"),
+    "share_above": ("Tỷ lệ ≥ ngưỡng", "Share ≥ threshold"),
+    "on_track": ("Đúng tiến độ", "On track"),
+    "behind": ("Chậm tiến độ", "Behind"),
+    "no_data": ("Chưa có dữ liệu", "No data"),
+    "devices": ("Thiết bị đo", "Probes"),
+    "device": ("Thiết bị", "Probe"),
+    "last_seen": ("Lần cuối liên lạc", "Last seen"),
+    "backlog": ("Chờ gửi", "Backlog"),
+    "never": ("chưa bao giờ", "never"),
+    "per_day": ("Số mẫu mỗi ngày", "Samples per day"),
+    "operators_chart": ("So sánh nhà mạng: tốc độ tải xuống trung vị", "Operators: median download"),
+    "export_csv": ("Tải CSV", "Download CSV"),
+    "export_xlsx": ("Tải Excel", "Download Excel"),
+    "raw_csv": ("Dữ liệu gốc (CSV)", "Raw samples (CSV)"),
+    "raw_xlsx": ("Dữ liệu gốc (Excel)", "Raw samples (Excel)"),
+    "login": ("Đăng nhập", "Sign in"),
+    "token": ("Mã truy cập quản trị", "Admin token"),
+    "bad_token": ("Mã truy cập không đúng", "That token is not valid"),
+    "back": ("Quay lại", "Back"),
+    "threshold": ("Ngưỡng tải xuống", "Download threshold"),
+}
+
+
+def labels(language: str) -> dict[str, str]:
+    """Return every label in the language ('vi' or 'en'; anything else gives Vietnamese)."""
+    index = 1 if language == "en" else 0
+    return {key: pair[index] for key, pair in _LABELS.items()}

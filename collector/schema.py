@@ -1,0 +1,89 @@
+"""The collector's tables (SQLAlchemy Core) and the migrations that bring any older database up to date."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "schema_info", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+devices = sa.Table(
+    "devices", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("commune_code", sa.String(10), nullable=False),
+    sa.Column("target", sa.Integer, nullable=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("old_token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("old_token_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("heartbeat", sa.Text, nullable=True),
+    sa.Column("settings", sa.Text, nullable=True),
+)
+
+admins = sa.Table(
+    "admins", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+measurements = sa.Table(
+    "measurements", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("commune_code", sa.String(10), nullable=False),
+    sa.Column("province_code", sa.String(4), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("engine", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("link_name", sa.String(64), nullable=False),
+    sa.Column("access", sa.String(16), nullable=False),
+    sa.Column("download_mbps", sa.Float, nullable=True),
+    sa.Column("upload_mbps", sa.Float, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("jitter_ms", sa.Float, nullable=True),
+    sa.Column("bytes_down", sa.BigInteger, nullable=False),
+    sa.Column("bytes_up", sa.BigInteger, nullable=False),
+    sa.Column("clock_suspect", sa.Boolean, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+sa.Index("measurements_province_month", measurements.c.province_code, measurements.c.month,
+         measurements.c.commune_code)
+sa.Index("measurements_device_seq", measurements.c.device_id, measurements.c.seq)
+
+# version -> statements that take a database from version-1 to version (version 1 is create_all)
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Create or upgrade the schema in place, in one transaction per step; return the version."""
+    with engine.begin() as conn:
+        if not sa.inspect(conn).has_table("schema_info"):
+            metadata.create_all(conn)
+            conn.execute(schema_info.insert().values(id=1, version=SCHEMA_VERSION))
+            return SCHEMA_VERSION
+        version = conn.execute(sa.select(schema_info.c.version)).scalar_one()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"the database has schema {version}, newer than this collector "
+                           f"({SCHEMA_VERSION}): upgrade xaprobe")
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        with engine.begin() as conn:
+            for statement in MIGRATIONS[step]:
+                conn.execute(sa.text(statement))
+            conn.execute(schema_info.update().values(version=step))
+    return SCHEMA_VERSION

@@ -1,0 +1,70 @@
+"""Collector settings: built-in defaults, an optional TOML file, then command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+
+from xaprobe import communes
+from xaprobe.months import DEFAULT_TZ
+from xaprobe.tomlcheck import ConfigError, TableReader
+
+
+def default_db_url() -> str:
+    """A SQLite file in the service's state dir, /var/lib/xaprobe for root, else the XDG data dir."""
+    if os.environ.get("STATE_DIRECTORY"):
+        base = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    elif os.geteuid() == 0:
+        base = Path("/var/lib/xaprobe")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "xaprobe"
+    return f"sqlite:///{base / 'collector.db'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorSettings:
+    db_url: str = dataclasses.field(default_factory=default_db_url)
+    province: str = "42"
+    timezone: str = DEFAULT_TZ
+    target: int = 300
+    threshold_mbps: float = 10.0
+    clock_tolerance_s: float = 300.0
+    max_items: int = 1000
+    max_body_bytes: int = 1 << 20
+    max_inflated_bytes: int = 16 << 20
+    rate_per_minute: int = 120
+    language: str = "vi"
+
+
+def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSettings:
+    """Read collector.toml (when given) and apply --db; raise ConfigError naming each bad key."""
+    settings = CollectorSettings()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(path), ["file not found"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
+        problems: list[str] = []
+        r = TableReader(data, "", problems)
+        settings = CollectorSettings(
+            db_url=r.text("db", settings.db_url),
+            province=r.text("province", settings.province),
+            timezone=r.text("timezone", settings.timezone),
+            target=r.integer("target", settings.target),
+            threshold_mbps=r.number("threshold_mbps", settings.threshold_mbps),
+            clock_tolerance_s=r.number("clock_tolerance_s", settings.clock_tolerance_s),
+            rate_per_minute=r.integer("rate_per_minute", settings.rate_per_minute),
+            language=r.choice("language", ("vi", "en"), settings.language),
+        )
+        r.reject_unknown()
+        if communes.province_name(settings.province) is None:
+            problems.append(f'province: "{settings.province}" is not a province code in vietnam-provinces')
+        if problems:
+            raise ConfigError(str(path), problems)
+    if db_url:
+        settings = dataclasses.replace(settings, db_url=db_url)
+    return settings

@@ -1,0 +1,210 @@
+"""The collector's database: the only module on the server that talks SQL (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import secrets
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from xaprobe.collector import schema
+from xaprobe.collector.schema import admins, devices, measurements
+
+TOKEN_PREFIX = "xap_"
+
+
+class StoreError(Exception):
+    """A request the database cannot satisfy (unknown device, duplicate name, ...)."""
+
+
+def hash_token(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is enough to keep them unreadable at rest."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    id: str
+    name: str
+    commune_code: str
+    target: int | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_seen_at: dt.datetime | None
+    last_heartbeat_at: dt.datetime | None
+    heartbeat: dict[str, Any] | None
+    settings: dict[str, Any]
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)  # SQLite keeps no offset; everything stored is UTC
+
+
+def _device(row: Any) -> Device:
+    return Device(row.id, row.name, row.commune_code, row.target, _aware(row.created_at),
+                  _aware(row.revoked_at), _aware(row.last_seen_at), _aware(row.last_heartbeat_at),
+                  json.loads(row.heartbeat) if row.heartbeat else None,
+                  json.loads(row.settings) if row.settings else {})
+
+
+def open_engine(url: str) -> sa.Engine:
+    """Connect to the database at url, creating or migrating its schema."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(conn, _record):  # noqa: ANN001
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+    else:
+        engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    schema.migrate(engine)
+    return engine
+
+
+class CollectorStore:
+    """Devices, admins and measurements in one database."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # --- devices ----------------------------------------------------------------------------
+
+    def add_device(self, device_id: str, name: str, commune_code: str, target: int | None,
+                   now: dt.datetime) -> str:
+        """Enrol a device and return its token (kept only as a hash)."""
+        token = new_token()
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first():
+                raise StoreError(f"a device with id {device_id!r} exists already (choose another --id)")
+            conn.execute(devices.insert().values(
+                id=device_id, name=name, commune_code=commune_code, target=target,
+                token_hash=hash_token(token), created_at=now, settings="{}"))
+        return token
+
+    def devices(self) -> list[Device]:
+        with self.engine.connect() as conn:
+            return [_device(r) for r in conn.execute(sa.select(devices).order_by(devices.c.id))]
+
+    def device(self, device_id: str) -> Device | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(devices).where(devices.c.id == device_id)).first()
+        return _device(row) if row else None
+
+    def device_for_token(self, token: str, now: dt.datetime) -> Device | None:
+        """Return the device this token belongs to (its current or still-valid old token), else None."""
+        digest = hash_token(token)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(devices).where(
+                (devices.c.token_hash == digest)
+                | ((devices.c.old_token_hash == digest) & (devices.c.old_token_until > now)))).first()
+        return _device(row) if row else None
+
+    def revoke_device(self, device_id: str, now: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(devices.update().where(devices.c.id == device_id)
+                                .values(revoked_at=now, old_token_hash=None)).rowcount
+        if not done:
+            raise StoreError(f"no device {device_id!r} (see `xaprobe-collector device list`)")
+
+    def rotate_device(self, device_id: str, now: dt.datetime, grace: dt.timedelta) -> str:
+        """Give the device a new token; the old one stays valid for the grace period."""
+        token = new_token()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(devices.c.token_hash).where(devices.c.id == device_id)).first()
+            if row is None:
+                raise StoreError(f"no device {device_id!r} (see `xaprobe-collector device list`)")
+            conn.execute(devices.update().where(devices.c.id == device_id).values(
+                token_hash=hash_token(token), old_token_hash=row.token_hash, old_token_until=now + grace))
+        return token
+
+    def record_heartbeat(self, device_id: str, body: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+        """Keep the device's latest health report; return the settings staff set for it."""
+        with self.engine.begin() as conn:
+            conn.execute(devices.update().where(devices.c.id == device_id).values(
+                heartbeat=json.dumps(body, ensure_ascii=False), last_heartbeat_at=now, last_seen_at=now))
+            row = conn.execute(sa.select(devices.c.settings, devices.c.target)
+                               .where(devices.c.id == device_id)).first()
+        settings = json.loads(row.settings) if row and row.settings else {}
+        if row and row.target:
+            settings.setdefault("target", row.target)
+        return settings
+
+    # --- admins -----------------------------------------------------------------------------
+
+    def add_admin(self, name: str, now: dt.datetime) -> str:
+        token = new_token()
+        with self.engine.begin() as conn:
+            conn.execute(admins.insert().values(name=name, token_hash=hash_token(token), created_at=now))
+        return token
+
+    def admin_for_token(self, token: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(admins.c.name)
+                                .where(admins.c.token_hash == hash_token(token))).scalar_one_or_none()
+
+    # --- measurements -----------------------------------------------------------------------
+
+    def insert_measurements(self, rows: list[dict[str, Any]], device_id: str, now: dt.datetime) -> set[str]:
+        """Insert rows whose id is new; return the ids actually inserted (the rest were duplicates)."""
+        if not rows:
+            with self.engine.begin() as conn:
+                conn.execute(devices.update().where(devices.c.id == device_id).values(last_seen_at=now))
+            return set()
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(measurements)
+        statement = insert.on_conflict_do_nothing(index_elements=["id"]).returning(measurements.c.id)
+        with self.engine.begin() as conn:
+            inserted = {r[0] for r in conn.execute(statement, rows)}
+            conn.execute(devices.update().where(devices.c.id == device_id).values(last_seen_at=now))
+        return inserted
+
+    def count_measurements(self, **where: Any) -> int:
+        query = sa.select(sa.func.count()).select_from(measurements)
+        for column, value in where.items():
+            query = query.where(measurements.c[column] == value)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def month_rows(self, month: str, commune_codes: Iterable[str] | None = None,
+                   province: str | None = None) -> list[Any]:
+        """Return (commune_code, operator, status, download, upload, latency, started_at) rows of a month."""
+        c = measurements.c
+        query = sa.select(c.commune_code, c.operator, c.status, c.download_mbps, c.upload_mbps,
+                          c.latency_ms, c.started_at).where(c.month == month)
+        if province is not None:
+            query = query.where(c.province_code == province)
+        if commune_codes is not None:
+            query = query.where(c.commune_code.in_(list(commune_codes)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def raw_rows(self, month: str, commune_code: str | None, province: str | None) -> list[Any]:
+        c = measurements.c
+        query = sa.select(c.id, c.device_id, c.seq, c.commune_code, c.started_at, c.received_at, c.engine,
+                          c.status, c.operator, c.link_name, c.access, c.download_mbps, c.upload_mbps,
+                          c.latency_ms, c.jitter_ms, c.bytes_down, c.bytes_up, c.clock_suspect
+                          ).where(c.month == month).order_by(c.started_at)
+        if commune_code:
+            query = query.where(c.commune_code == commune_code)
+        if province:
+            query = query.where(c.province_code == province)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))

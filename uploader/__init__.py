@@ -1,0 +1,1 @@
+"""Store-and-forward delivery of the probe's measurements to the collector (xaprobe.uploader)."""

@@ -1,0 +1,270 @@
+"""The v1 wire format: one Measurement record, its JSON form, and the validation both sides share.
+
+The probe builds Measurements and sends `to_wire(m)`; the collector accepts `from_wire(obj)` and
+rejects an item with `WireError`, whose message names the field. Unknown fields are kept in
+`extra` (a newer probe talking to an older collector loses nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import uuid
+from typing import Any
+
+from xaprobe.months import format_utc, parse_utc
+
+STATUSES = ("ok", "failed")
+ACCESS_TYPES = ("ethernet", "wifi", "cellular", "other", "")
+MAX_MBPS = 1_000_000.0
+MAX_MS = 3_600_000.0
+MAX_BYTES = 10**13
+MAX_TEXT = 500
+
+
+class WireError(ValueError):
+    """An item that breaks the wire format; str() is 'field: problem'."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    url: str = ""
+    id: str | None = None
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Radio:
+    """Cellular context read from ModemManager; every field optional."""
+
+    technology: str | None = None
+    operator: str | None = None
+    rsrp_dbm: float | None = None
+    rsrq_db: float | None = None
+    sinr_db: float | None = None
+    rssi_dbm: float | None = None
+    cell_id: str | None = None
+    ssid: str | None = None
+    signal_percent: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    name: str = ""
+    interface: str = ""
+    access: str = ""
+    operator: str = ""
+    radio: Radio | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    place: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    id: str
+    started_at: dt.datetime
+    engine: str
+    status: str
+    device_id: str = ""
+    seq: int = 0
+    commune_code: str = ""
+    clock_synced: bool | None = None
+    server: Server = Server()
+    link: Link = Link()
+    location: Location | None = None
+    download_mbps: float | None = None
+    upload_mbps: float | None = None
+    latency_ms: float | None = None
+    jitter_ms: float | None = None
+    loaded_latency_ms: float | None = None
+    bytes_down: int = 0
+    bytes_up: int = 0
+    duration_s: float = 0.0
+    capped: bool = False
+    client_ip: str = ""
+    isp: str = ""
+    error: str | None = None
+    agent_version: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def new_id() -> str:
+    """Return a fresh measurement id (a random UUID)."""
+    return str(uuid.uuid4())
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return obj
+
+
+def to_wire(m: Measurement) -> dict[str, Any]:
+    """Return the JSON-ready dict of a Measurement (unknown fields it arrived with included)."""
+    out: dict[str, Any] = dict(m.extra)
+    for f in dataclasses.fields(m):
+        if f.name == "extra":
+            continue
+        out[f.name] = _plain(getattr(m, f.name))
+    out["started_at"] = format_utc(m.started_at)
+    return out
+
+
+# --- validation -------------------------------------------------------------------------------
+
+def _text(obj: dict, key: str, path: str, required: bool = False, limit: int = MAX_TEXT) -> str:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise WireError(path + key, "required")
+        return ""
+    if not isinstance(value, str):
+        raise WireError(path + key, f"must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise WireError(path + key, f"longer than {limit} characters")
+    if "\x00" in value:
+        raise WireError(path + key, "contains a NUL character")
+    return value
+
+
+def _number(obj: dict, key: str, path: str, limit: float, low: float = 0.0) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WireError(path + key, f"must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise WireError(path + key, "must be a finite number")
+    if not low <= value <= limit:
+        raise WireError(path + key, f"must be between {low:g} and {limit:g}, got {value:g}")
+    return value
+
+
+def _integer(obj: dict, key: str, path: str, limit: int) -> int:
+    value = obj.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireError(path + key, f"must be an integer, got {type(value).__name__}")
+    if not 0 <= value <= limit:
+        raise WireError(path + key, f"must be between 0 and {limit}, got {value}")
+    return value
+
+
+def _object(obj: dict, key: str) -> dict | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WireError(key, f"must be an object, got {type(value).__name__}")
+    return value
+
+
+def _radio(obj: dict | None) -> Radio | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise WireError("link.radio", "must be an object")
+    p = "link.radio."
+    return Radio(
+        technology=_text(obj, "technology", p, limit=32) or None,
+        operator=_text(obj, "operator", p, limit=64) or None,
+        rsrp_dbm=_number(obj, "rsrp_dbm", p, 0.0, low=-200.0),
+        rsrq_db=_number(obj, "rsrq_db", p, 50.0, low=-100.0),
+        sinr_db=_number(obj, "sinr_db", p, 100.0, low=-50.0),
+        rssi_dbm=_number(obj, "rssi_dbm", p, 0.0, low=-200.0),
+        cell_id=_text(obj, "cell_id", p, limit=64) or None,
+        ssid=_text(obj, "ssid", p, limit=64) or None,
+        signal_percent=_number(obj, "signal_percent", p, 100.0),
+    )
+
+
+def from_wire(obj: Any) -> Measurement:
+    """Validate one wire item and return its Measurement; raise WireError naming the field."""
+    if not isinstance(obj, dict):
+        raise WireError("item", f"must be an object, got {type(obj).__name__}")
+    raw_id = _text(obj, "id", "", required=True, limit=64)
+    try:
+        mid = str(uuid.UUID(raw_id))
+    except ValueError:
+        raise WireError("id", f"must be a UUID, got {raw_id!r}") from None
+    try:
+        started = parse_utc(_text(obj, "started_at", "", required=True, limit=40))
+    except ValueError as e:
+        raise WireError("started_at", str(e)) from None
+    status = _text(obj, "status", "", required=True, limit=16)
+    if status not in STATUSES:
+        raise WireError("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
+    clock = obj.get("clock_synced")
+    if clock is not None and not isinstance(clock, bool):
+        raise WireError("clock_synced", "must be true, false or null")
+    capped = obj.get("capped", False)
+    if not isinstance(capped, bool):
+        raise WireError("capped", "must be true or false")
+    commune = _text(obj, "commune_code", "", limit=10)
+    if commune and not commune.isdigit():
+        raise WireError("commune_code", f"must be digits, got {commune!r}")
+    server = _object(obj, "server") or {}
+    link = _object(obj, "link") or {}
+    access = _text(link, "access", "link.", limit=16)
+    if access not in ACCESS_TYPES:
+        raise WireError("link.access", f"must be one of {', '.join(a for a in ACCESS_TYPES if a)}")
+    loc = _object(obj, "location")
+    known = {f.name for f in dataclasses.fields(Measurement)}
+    return Measurement(
+        id=mid,
+        started_at=started,
+        engine=_text(obj, "engine", "", required=True, limit=32),
+        status=status,
+        device_id=_text(obj, "device_id", "", limit=64),
+        seq=_integer(obj, "seq", "", 2**53),
+        commune_code=commune,
+        clock_synced=clock,
+        server=Server(
+            url=_text(server, "url", "server.", limit=2000),
+            id=_text(server, "id", "server.", limit=64) or None,
+            name=_text(server, "name", "server.", limit=200),
+        ),
+        link=Link(
+            name=_text(link, "name", "link.", limit=64),
+            interface=_text(link, "interface", "link.", limit=64),
+            access=access,
+            operator=_text(link, "operator", "link.", limit=64),
+            radio=_radio(link.get("radio")),
+        ),
+        location=None if loc is None else Location(
+            place=_text(loc, "place", "location.", limit=200),
+            lat=_number(loc, "lat", "location.", 90.0, low=-90.0),
+            lon=_number(loc, "lon", "location.", 180.0, low=-180.0),
+        ),
+        download_mbps=_number(obj, "download_mbps", "", MAX_MBPS),
+        upload_mbps=_number(obj, "upload_mbps", "", MAX_MBPS),
+        latency_ms=_number(obj, "latency_ms", "", MAX_MS),
+        jitter_ms=_number(obj, "jitter_ms", "", MAX_MS),
+        loaded_latency_ms=_number(obj, "loaded_latency_ms", "", MAX_MS),
+        bytes_down=_integer(obj, "bytes_down", "", MAX_BYTES),
+        bytes_up=_integer(obj, "bytes_up", "", MAX_BYTES),
+        duration_s=_number(obj, "duration_s", "", 86_400.0) or 0.0,
+        capped=capped,
+        client_ip=_text(obj, "client_ip", "", limit=64),
+        isp=_text(obj, "isp", "", limit=200),
+        error=_text(obj, "error", "", limit=MAX_TEXT) or None,
+        agent_version=_text(obj, "agent_version", "", limit=32),
+        extra={k: v for k, v in obj.items() if k not in known},
+    )
