@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 from xaprobe import __version__
-from xaprobe.tomlcheck import ConfigError
-from xaprobe.wire import Location, to_wire
-
 from xaprobe.agent.config import AgentConfig, load_config
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.store import Store, StoreError
+from xaprobe.tomlcheck import ConfigError
+from xaprobe.wire import Location, to_wire
 
 
 class UserError(Exception):

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
+from xaprobe.agent.paths import default_store_path
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
 from xaprobe.tomlcheck import ConfigError, TableReader
-
-from xaprobe.agent.paths import default_store_path
 
 ACCESS = ("ethernet", "wifi", "cellular", "other", "auto")
 ENGINES = ("http", "speedtest")
@@ -166,15 +166,33 @@ def _timezone(r: TableReader) -> str:
     return tz
 
 
+def parse_quiet(window: str) -> tuple[dt.time, dt.time]:
+    """Parse a quiet-hours window 'HH:MM-HH:MM' (local time; it may wrap past midnight)."""
+    start, sep, end = window.partition("-")
+    if not sep:
+        raise ValueError(window)
+    return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
+
+
+def _quiet_hours(r: TableReader) -> tuple[str, ...]:
+    windows = r.text_list("quiet_hours")
+    for i, window in enumerate(windows):
+        try:
+            parse_quiet(window)
+        except ValueError:
+            r.fail(f"quiet_hours[{i}]", f'must look like "00:30-05:00", got "{window}"')
+    return windows
+
+
 def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentConfig:
     """Check a parsed TOML document and return its AgentConfig; raise ConfigError on problems."""
     problems: list[str] = []
     r = TableReader(data, "", problems)
     target = r.integer("target", 300)
     store = r.text("store")
-    http = r.sub("engines").sub("http")
-    speed = r.sub("engines").sub("speedtest")
-    r.sub("engines").reject_unknown()
+    engines = r.sub("engines")
+    http = engines.sub("http")
+    speed = engines.sub("speedtest")
     up = r.sub("upload")
     plan = r.sub("planner")
     links = tuple(_link(t, target) for t in r.tables("links")) or (LinkConfig(name="default", target=target),)
@@ -216,11 +234,11 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
         ),
         planner=PlannerConfig(
             min_gap_s=plan.number("min_gap_s", 30.0, low=30.0, high=86_400.0),
-            quiet_hours=plan.text_list("quiet_hours"),
+            quiet_hours=_quiet_hours(plan),
         ),
         source=source,
     )
-    for table in (http, speed, up, plan, r):
+    for table in (http, speed, engines, up, plan, r):
         table.reject_unknown()
     if config.collector_url and not config.device_id:
         problems.append("device_id: required when collector_url is set")

@@ -14,8 +14,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 DEMO_COMMUNE = "18673"  # Xã Cẩm Xuyên, Hà Tĩnh (vietnam-provinces, post-2025 units)
 
@@ -61,16 +61,15 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
     try:
         import requests
 
+        import xaprobe.collector.app  # noqa: F401 - fails here, with a clear message, without the extra
         from xaprobe import communes
-        from xaprobe.months import utc_now
-        from xaprobe.secret import Secret
-
+        from xaprobe.agent.cli import summary_line
         from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
         from xaprobe.agent.measure import measure
         from xaprobe.agent.store import Store
-        from xaprobe.agent.cli import summary_line
+        from xaprobe.months import utc_now
+        from xaprobe.secret import Secret
         from xaprobe.uploader.upload import Target, upload_all
-        import xaprobe.collector.app  # noqa: F401 - fails here, with a clear message, without the extra
     except ImportError as e:
         print(f"xaprobe demo needs the collector too: pip install 'xaprobe[collector]' ({e.name} is missing)",
               file=sys.stderr)

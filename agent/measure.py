@@ -6,14 +6,13 @@ import dataclasses
 import socket
 
 from xaprobe import __version__
-from xaprobe.months import utc_now
-from xaprobe.wire import Link, Location, Measurement, new_id
-
 from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig, LinkConfig
 from xaprobe.agent.engines import run_engine
-from xaprobe.agent.engines.base import TestRequest
+from xaprobe.agent.engines.base import RunRequest
 from xaprobe.agent.store import Store
+from xaprobe.months import utc_now
+from xaprobe.wire import Link, Location, Measurement, new_id
 
 
 def _interface_exists(name: str) -> bool:
@@ -38,12 +37,13 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
     """Run one test on the link and store it (failed tests too); return the stored Measurement."""
     described = link_context(link)
     interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
-    request = TestRequest(link=described, bind_interface=interface, source_address=link.source_address,
+    request = RunRequest(link=described, bind_interface=interface, source_address=link.source_address,
                           cap_bytes=cap_bytes)
     if bind and link.interface and not interface:
         result = Measurement(id=new_id(), started_at=utc_now(), engine=engine or config.engine, status="failed",
-                             link=described, agent_version=__version__, error=f"interface {link.interface} does not exist "
-                                                   "(is the modem plugged in? check links[].interface)")
+                             link=described, agent_version=__version__,
+                             error=f"interface {link.interface} does not exist "
+                                   "(is the modem plugged in? check links[].interface)")
     else:
         result = run_engine(engine or config.engine, request, config, server)
     stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,

@@ -22,10 +22,9 @@ import datetime as dt
 import hashlib
 from zoneinfo import ZoneInfo
 
-from xaprobe.months import month_bounds, month_of
-
-from xaprobe.agent.config import AgentConfig, LinkConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig, parse_quiet
 from xaprobe.agent.store import Store
+from xaprobe.months import month_bounds, month_of
 
 CATCH_UP_FACTOR = 3.0
 MIN_TEST_BYTES = 4 * 1_000_000  # below this a test measures nothing useful: the budget is spent
@@ -53,11 +52,6 @@ class LinkPlan:
 def _unit(seed: str, link: str, month: str, attempt: int) -> float:
     digest = hashlib.sha256(f"{seed}|{link}|{month}|{attempt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def parse_quiet(window: str) -> tuple[dt.time, dt.time]:
-    start, _, end = window.partition("-")
-    return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
 
 
 def _quiet_end(at: dt.datetime, windows: tuple[str, ...], tz: str) -> dt.datetime | None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from xaprobe.months import format_utc, month_of, utc_now
-
 from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig
 from xaprobe.agent.store import Store
+from xaprobe.months import format_utc, month_of, utc_now
 
 
 def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -38,7 +37,8 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
         "pending": backlog.pending, "uploaded": backlog.uploaded, "rejected": backlog.rejected,
         "oldest_pending_age_s": round((now - backlog.oldest_pending).total_seconds()) if backlog.oldest_pending
         else None,
-        "last_upload_at": store.get_state("last_upload_at"), "last_upload_error": store.get_state("last_upload_error"),
+        "last_upload_at": store.get_state("last_upload_at"),
+        "last_upload_error": store.get_state("last_upload_error"),
         "token_refused": store.get_state("token_refused") == "1",
         "clock_synced": context.clock_synced(),
         "events": store.events()[-5:],
@@ -61,12 +61,14 @@ def render_status(s: dict[str, Any]) -> str:
                             else f": {last['error']}"))
     lines.append(f"  uploads: {s['pending']} pending"
                  + (f" (oldest {s['oldest_pending_age_s'] // 3600} h)" if s["oldest_pending_age_s"] else "")
-                 + f", {s['uploaded']} uploaded, {s['rejected']} rejected; last upload {s['last_upload_at'] or 'never'}")
+                 + f", {s['uploaded']} uploaded, {s['rejected']} rejected;"
+                 + f" last upload {s['last_upload_at'] or 'never'}")
     if s["token_refused"]:
         lines.append("  UPLOADS STOPPED: the collector refused this probe's token; ask for a new one")
     if s["last_upload_error"]:
         lines.append(f"  last upload error: {s['last_upload_error']}")
-    lines.append(f"  clock: {'synchronised' if s['clock_synced'] else 'NOT synchronised' if s['clock_synced'] is False else 'unknown'}")
+    clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[s["clock_synced"]]
+    lines.append(f"  clock: {clock}")
     for event in s["events"]:
         lines.append(f"  event {event['at']} {event['kind']}: {event['detail']}")
     return "\n".join(lines)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from xaprobe import __version__
-from xaprobe.months import month_of, parse_utc, utc_now
-
 from xaprobe.collector.body import read_json
 from xaprobe.collector.exports import render_report
 from xaprobe.collector.ingest import ingest
@@ -19,6 +18,7 @@ from xaprobe.collector.reports import monthly_report
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.speedtest_app import speedtest_app
 from xaprobe.collector.store import CollectorStore, Device
+from xaprobe.months import month_of, parse_utc, utc_now
 
 ADMIN_COOKIE = "xaprobe_admin"
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "table": "text/plain; charset=utf-8",

@@ -12,12 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from xaprobe import communes
-from xaprobe.months import month_of
-
 from xaprobe.collector import charts
 from xaprobe.collector.exports import render_raw, render_report
 from xaprobe.collector.i18n import labels
 from xaprobe.collector.reports import STATUSES, monthly_report
+from xaprobe.months import month_of
 
 router = APIRouter(include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),

@@ -7,11 +7,10 @@ import json
 from typing import Any
 
 from xaprobe import communes
-from xaprobe.months import month_of
-from xaprobe.wire import Measurement, WireError, from_wire, to_wire
-
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore, Device
+from xaprobe.months import month_of
+from xaprobe.wire import Measurement, WireError, from_wire, to_wire
 
 
 def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.datetime,

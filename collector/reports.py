@@ -9,10 +9,9 @@ from collections import defaultdict
 from typing import Any
 
 from xaprobe import communes
-from xaprobe.months import month_bounds
-
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
+from xaprobe.months import month_bounds
 
 STATUSES = ("behind", "no_data", "on_track")
 

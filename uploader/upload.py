@@ -17,10 +17,9 @@ from typing import Any
 import requests
 
 from xaprobe import __version__
+from xaprobe.agent.store import PENDING, REJECTED, UPLOADED, Store
 from xaprobe.months import format_utc, utc_now
 from xaprobe.secret import Secret
-
-from xaprobe.agent.store import PENDING, REJECTED, UPLOADED, Store
 
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -58,7 +57,7 @@ def encode_batch(rows: list[tuple[str, str]], max_bytes: int = MAX_BATCH_BYTES) 
     count = len(rows)
     while True:
         items = ",".join(body for _, body in rows[:count])
-        payload = f'{{"sent_at": "{format_utc(utc_now())}", "measurements": [{items}]}}'.encode("utf-8")
+        payload = f'{{"sent_at": "{format_utc(utc_now())}", "measurements": [{items}]}}'.encode()
         packed = gzip.compress(payload, compresslevel=6)
         if len(packed) <= max_bytes or count == 1:
             return packed, count

@@ -49,5 +49,5 @@ def parse_utc(text: str) -> dt.datetime:
 
 
 def format_utc(instant: dt.datetime) -> str:
-    """Format an aware datetime as UTC ISO 8601 with a Z suffix and millisecond precision."""
-    return instant.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Format an aware datetime as UTC ISO 8601, Z suffix, microseconds (fixed width: text order is time order)."""
+    return instant.astimezone(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -60,7 +60,7 @@ class TableReader:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            kind = "a positive integer" if low == 1 else f"an integer from {low} to {high}"
+            kind = "a positive integer" if (low, high) == (1, 10**12) else f"an integer from {low} to {high}"
             self.fail(name, f"must be {kind}, got {_shown(value)}")
             return default
         return value

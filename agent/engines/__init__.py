@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from xaprobe.wire import Measurement
-
 from xaprobe.agent.config import AgentConfig
-from xaprobe.agent.engines.base import TestRequest
+from xaprobe.agent.engines.base import RunRequest
+from xaprobe.wire import Measurement
 
 # name -> (module, the AgentConfig attribute holding its settings)
 REGISTRY = {
@@ -16,7 +15,7 @@ REGISTRY = {
 }
 
 
-def run_engine(name: str, request: TestRequest, config: AgentConfig, server: str | None = None) -> Measurement:
+def run_engine(name: str, request: RunRequest, config: AgentConfig, server: str | None = None) -> Measurement:
     """Run the named engine once with its settings from config; failures come back as Measurements."""
     module_name, settings_attr = REGISTRY[name]
     module = importlib.import_module(module_name)

@@ -19,7 +19,7 @@ class EngineError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class TestRequest:
+class RunRequest:
     """What the caller asks of an engine: which link, where to bind, how many bytes at most."""
 
     link: Link = Link()

@@ -18,13 +18,12 @@ import time
 from urllib.parse import urlsplit
 
 from xaprobe import __version__
-from xaprobe.months import utc_now
-from xaprobe.wire import Measurement, Server, new_id
-
 from xaprobe.agent.config import HttpEngineConfig
 from xaprobe.agent.engines import rates
-from xaprobe.agent.engines.base import EngineError, TestRequest, describe_error
+from xaprobe.agent.engines.base import EngineError, RunRequest, describe_error
 from xaprobe.agent.engines.sockets import ByteMeter, abort, bound_connector
+from xaprobe.months import utc_now
+from xaprobe.wire import Measurement, Server, new_id
 
 MIB = 1 << 20
 READ_SIZE = 256 * 1024
@@ -87,7 +86,7 @@ class _Budget:
 class _Session:
     """Connections for one test, all bound to the link; aborts them all at once when asked."""
 
-    def __init__(self, ep: Endpoints, request: TestRequest, timeout: float):
+    def __init__(self, ep: Endpoints, request: RunRequest, timeout: float):
         self.ep = ep
         self.timeout = timeout
         self.connector = bound_connector(request.bind_interface, request.source_address, "cubic")
@@ -250,7 +249,7 @@ def _client_info(s: _Session) -> tuple[str, str]:
     return ip.strip()[:64], isp.strip()[:200]
 
 
-def run(request: TestRequest, settings: HttpEngineConfig, server: str | None = None) -> Measurement:
+def run(request: RunRequest, settings: HttpEngineConfig, server: str | None = None) -> Measurement:
     """Measure latency, download and upload against a LibreSpeed server; failures are Measurements."""
     started = utc_now()
     clock = time.perf_counter()

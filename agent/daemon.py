@@ -1,0 +1,199 @@
+"""`xaprobe run`: the long-running probe. Planned tests, uploads with backoff, heartbeats, pruning.
+
+Jobs run on one `schedule.Scheduler` in one thread, so only one test runs at a time on the probe.
+Each job is guarded: an error is logged and kept for the heartbeat, and the loop goes on.
+SIGTERM ends the loop between jobs; every stored row is already durable when `Store.add` returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import schedule
+
+from xaprobe import __version__
+from xaprobe.agent import context
+from xaprobe.agent.config import AgentConfig
+from xaprobe.agent.measure import measure
+from xaprobe.agent.planner import close_slot, next_due
+from xaprobe.agent.store import Store, StoreFull
+from xaprobe.months import format_utc, utc_now
+from xaprobe.uploader.upload import Target, full_jitter_delay, send_heartbeat, upload_batch
+
+log = logging.getLogger("xaprobe.agent")
+
+
+def sd_notify(message: str) -> bool:
+    """Tell systemd about our state (READY=1, WATCHDOG=1, STOPPING=1) when run under it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), address)
+    except OSError:
+        return False
+    return True
+
+
+@dataclasses.dataclass
+class Health:
+    """What the daemon learned at run time and reports in heartbeats (not persisted)."""
+
+    last_error: str | None = None
+    disk_full: bool = False
+    upload_attempt: int = 0
+    next_upload_at: dt.datetime | None = None
+    token_refused: bool = False
+    paused: bool = False
+
+
+class Probe:
+    """The daemon's jobs over one config and one store; the clock and RNG are passed in for tests."""
+
+    def __init__(self, config: AgentConfig, store: Store, session: requests.Session,
+                 clock: Callable[[], dt.datetime] = utc_now, rng: random.Random | None = None):
+        self.config, self.store, self.session, self.clock = config, store, session, clock
+        self.rng = rng or random.Random()
+        self.health = Health(token_refused=store.get_state("token_refused") == "1")
+        self.target = Target(config.collector_url, config.token, config.upload.timeout_s) \
+            if config.collector_url else None
+
+    def guarded(self, job: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except Exception as e:  # noqa: BLE001 - the one broad guard around each scheduled job
+                self.health.last_error = f"{job.__name__}: {type(e).__name__}: {e}"
+                log.exception("job %s failed", job.__name__)
+        run.__name__ = job.__name__
+        return run
+
+    def test_if_due(self) -> None:
+        if self.health.paused:
+            return
+        plan = next_due(self.store, self.config, self.clock())
+        if plan is None or plan.next_at > self.clock():
+            return
+        link = next(link for link in self.config.links if link.name == plan.link)
+        try:
+            m = measure(self.config, self.store, link, cap_bytes=plan.cap_bytes)
+        except StoreFull as e:
+            self.health.disk_full, self.health.last_error = True, str(e)
+            log.error("%s", e)
+            return
+        self.health.disk_full = False
+        close_slot(self.store, plan)
+        log.info("test on %s: %s", link.name, m.status if m.ok else f"failed: {m.error}")
+
+    def upload_if_due(self) -> None:
+        if self.target is None or self.health.token_refused:
+            return
+        now = self.clock()
+        if self.health.next_upload_at and now < self.health.next_upload_at:
+            return
+        for _ in range(100):  # at most 100 batches per round, then let tests run
+            if not self.store.pending(1):
+                break
+            outcome = upload_batch(self.store, self.session, self.target, self.config.upload.batch_size)
+            if outcome.token_refused:
+                self.health.token_refused = True
+                self.store.set_state("token_refused", "1")
+            if outcome.error:
+                self.health.upload_attempt += 1
+                delay = full_jitter_delay(self.health.upload_attempt, self.config.upload.backoff_base_s,
+                                          self.config.upload.backoff_cap_s, self.rng)
+                if outcome.retry_after is not None:
+                    delay = max(delay, outcome.retry_after)
+                self.health.next_upload_at = now + dt.timedelta(seconds=delay)
+                self.health.last_error = outcome.error
+                self.store.set_state("last_upload_error", outcome.error)
+                return
+            self.health.upload_attempt, self.health.next_upload_at = 0, None
+            self.store.set_state("last_upload_at", format_utc(self.clock()))
+            self.store.set_state("last_upload_error", "")
+
+    def heartbeat_body(self) -> dict[str, Any]:
+        now = self.clock()
+        backlog = self.store.backlog()
+        from xaprobe.agent.planner import link_plan
+
+        plans = [link_plan(self.store, link, self.config, now) for link in self.config.links]
+        try:
+            disk_free = shutil.disk_usage(self.config.store.parent).free
+        except OSError:
+            disk_free = None
+        return {
+            "device_id": self.config.device_id, "version": __version__, "sent_at": format_utc(now),
+            "backlog": backlog.pending, "rejected": backlog.rejected,
+            "oldest_pending_age_s": round((now - backlog.oldest_pending).total_seconds())
+            if backlog.oldest_pending else None,
+            "disk_free_bytes": disk_free, "disk_full": self.health.disk_full,
+            "clock_synced": context.clock_synced(), "last_error": self.health.last_error,
+            "links": [{"name": p.link, "samples": p.samples, "failed": p.failed, "target": p.target,
+                       "bytes_used": p.bytes_used, "budget_mb": link.budget_mb or None,
+                       "budget_spent": p.budget_spent} for p, link in zip(plans, self.config.links)],
+            "events": self.store.events(unreported_only=True),
+        }
+
+    def heartbeat(self) -> None:
+        if self.target is None:
+            return
+        body = self.heartbeat_body()
+        settings = send_heartbeat(self.session, self.target, body)
+        if settings is None:
+            return
+        self.store.mark_events_reported([e["id"] for e in body["events"]])
+        self.health.paused = bool(settings.get("pause"))
+        if isinstance(settings.get("target"), int) and settings["target"] > 0:
+            links = tuple(dataclasses.replace(link, target=settings["target"]) for link in self.config.links)
+            self.config = dataclasses.replace(self.config, links=links)
+
+    def prune(self) -> None:
+        days = self.config.upload.retention_days
+        self.store.prune_uploaded(self.clock() - dt.timedelta(days=days))
+
+    def scheduler(self) -> schedule.Scheduler:
+        s = schedule.Scheduler()
+        s.every(5).seconds.do(self.guarded(self.test_if_due))
+        s.every(20).to(40).seconds.do(self.guarded(self.upload_if_due))
+        interval = self.config.upload.heartbeat_interval_s
+        s.every(int(interval * 0.9)).to(int(interval * 1.1) + 1).seconds.do(self.guarded(self.heartbeat))
+        s.every(6).to(7).hours.do(self.guarded(self.prune))
+        return s
+
+
+def run_daemon(config: AgentConfig) -> int:
+    """Run until SIGTERM or SIGINT; return the exit code."""
+    logging.getLogger().setLevel(logging.INFO)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    store = Store.open(config.store)
+    with requests.Session() as session:
+        probe = Probe(config, store, session)
+        sched = probe.scheduler()
+        probe.guarded(probe.heartbeat)()
+        sd_notify("READY=1")
+        log.info("xaprobe %s running: %d link(s), store %s", __version__, len(config.links), config.store)
+        while not stop.is_set():
+            sched.run_pending()
+            sd_notify("WATCHDOG=1")
+            stop.wait(min(max(sched.idle_seconds or 1.0, 0.2), 5.0))
+    sd_notify("STOPPING=1")
+    store.close()
+    log.info("stopped")
+    return 0

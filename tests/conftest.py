@@ -1,0 +1,141 @@
+"""Shared fixtures: a real collector on loopback (SQLite and PostgreSQL), the speed-test server, stores."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("XAPROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database made for this test and dropped afterwards."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (.ci/run should have started it)")
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import psycopg
+
+    name = f"xaprobe_t_{secrets.token_hex(6)}"
+    admin = PG_ADMIN_URL.replace("postgresql://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Both collector back ends: a SQLite file and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'collector.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@dataclasses.dataclass
+class RunningCollector:
+    base: str
+    store: object
+    admin_token: str
+
+    def enrol(self, device_id: str = "probe-1", commune: str = "18673", target: int | None = None) -> str:
+        from xaprobe.months import utc_now
+
+        return self.store.add_device(device_id, f"Probe {device_id}", commune, target, utc_now())
+
+
+@pytest.fixture
+def collector(db_url):
+    """A real collector app served by uvicorn on 127.0.0.1, over a fresh database."""
+    from xaprobe.agent.demo import running_collector
+    from xaprobe.months import utc_now
+
+    with running_collector(db_url) as (base, store):
+        yield RunningCollector(base, store, store.add_admin("tests", utc_now()))
+
+
+@pytest.fixture
+def sqlite_collector(tmp_path):
+    """The collector on SQLite only, for probe-side tests that do not depend on the back end."""
+    from xaprobe.agent.demo import running_collector
+    from xaprobe.months import utc_now
+
+    with running_collector(f"sqlite:///{tmp_path / 'collector.db'}") as (base, store):
+        yield RunningCollector(base, store, store.add_admin("tests", utc_now()))
+
+
+@pytest.fixture
+def speedtest_server():
+    """The standalone speed-test app (LibreSpeed and Speedtest Mini endpoints) on 127.0.0.1."""
+    import uvicorn
+
+    from xaprobe.collector.speedtest_app import speedtest_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(speedtest_app, log_level="error", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/speedtest/"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    from xaprobe.agent.store import Store
+
+    s = Store.open(tmp_path / "probe.db")
+    yield s
+    s.close()
+
+
+def make_measurement(**overrides):
+    """A plausible successful Measurement; override any field."""
+    from xaprobe.wire import Link, Measurement, Server, new_id
+
+    base = dict(id=new_id(), started_at=dt.datetime.now(dt.timezone.utc), engine="http", status="ok",
+                device_id="probe-1", commune_code="18673", server=Server(url="http://127.0.0.1/speedtest/"),
+                link=Link(name="viettel", interface="wwan0", access="cellular", operator="Viettel"),
+                download_mbps=42.5, upload_mbps=12.25, latency_ms=31.0, jitter_ms=2.5, bytes_down=50_000_000,
+                bytes_up=15_000_000, duration_s=21.5, agent_version="0.1.0")
+    base.update(overrides)
+    return Measurement(**base)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def have_netns() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("tc") is not None \
+        and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
+
+
+REPO = Path(__file__).resolve().parent.parent

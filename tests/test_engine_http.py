@@ -1,0 +1,159 @@
+"""The http engine against real local servers: results, byte caps, failures as Measurements."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import free_port
+
+from xaprobe.agent.config import HttpEngineConfig
+from xaprobe.agent.engines import http as engine
+from xaprobe.agent.engines import rates
+from xaprobe.agent.engines.base import RunRequest, describe_error
+
+FAST = HttpEngineConfig(duration_s=1.0, streams=2, timeout_s=3)
+
+
+def test_measures_both_directions_on_loopback(speedtest_server):
+    m = engine.run(RunRequest(), FAST, speedtest_server)
+    assert m.status == "ok", m.error
+    assert m.download_mbps > 100 and m.upload_mbps > 100  # loopback carries gigabits
+    assert m.bytes_down > m.download_mbps * 1e6 / 8 * 0.5  # at least half a second's worth was counted
+    assert 0 < m.latency_ms < 50 and m.jitter_ms >= 0
+    assert m.loaded_latency_ms is not None
+    assert m.client_ip == "127.0.0.1"
+    assert m.capped is False
+
+
+def test_byte_cap_stops_the_test_at_the_cap(speedtest_server):
+    cap = 8 * 1024 * 1024
+    m = engine.run(RunRequest(cap_bytes=cap), HttpEngineConfig(duration_s=5, streams=4), speedtest_server)
+    assert m.status == "ok" and m.capped
+    # what the kernel counted includes HTTP headers, nothing more than that beyond the cap
+    assert cap * 0.85 <= m.bytes_down <= cap + 64 * 1024
+    assert cap * 0.85 <= m.bytes_up <= cap + 64 * 1024
+    assert m.duration_s < 5  # stopped at the cap, not at the deadline
+
+
+def test_refused_connection_is_a_failed_measurement():
+    port = free_port()
+    m = engine.run(RunRequest(), FAST, f"http://127.0.0.1:{port}/speedtest/")
+    assert m.status == "failed"
+    assert m.error == f"connection refused by 127.0.0.1:{port} (is the server running?)"
+
+
+def test_silent_server_times_out():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)  # accepts TCP, never answers HTTP
+    port = listener.getsockname()[1]
+    m = engine.run(RunRequest(), HttpEngineConfig(duration_s=1, timeout_s=1), f"http://127.0.0.1:{port}/")
+    listener.close()
+    assert m.status == "failed" and m.error == f"no answer from 127.0.0.1:{port} in time (timeout)"
+
+
+def test_reset_mid_test_is_a_failed_measurement():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    port = listener.getsockname()[1]
+
+    def reset_everything():
+        for _ in range(3):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close()
+
+    threading.Thread(target=reset_everything, daemon=True).start()
+    m = engine.run(RunRequest(), FAST, f"http://127.0.0.1:{port}/")
+    listener.close()
+    assert m.status == "failed"
+    assert m.error.startswith(("connection reset by 127.0.0.1", "network error with 127.0.0.1",
+                               "RemoteDisconnected"))
+
+
+def test_server_error_status_is_named():
+    import http.server
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_error(404, "Not Found")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    m = engine.run(RunRequest(), FAST, f"http://127.0.0.1:{server.server_port}/speedtest/")
+    server.shutdown()
+    assert m.status == "failed"
+    assert m.error == "server answered 404 Not Found for /speedtest/empty"
+
+
+def test_php_layout_is_served_too(speedtest_server):
+    m = engine.run(RunRequest(), HttpEngineConfig(duration_s=1, streams=1, paths="php"), speedtest_server)
+    assert m.status == "ok", m.error
+
+
+def test_unknown_interface_is_named():
+    m = engine.run(RunRequest(bind_interface="nosuchif0"), FAST, "http://127.0.0.1:9/")
+    assert m.status == "failed"
+    assert m.error in ("the link's interface does not exist (check links[].interface)",
+                       "binding to an interface needs CAP_NET_RAW (run as root or through the systemd unit)")
+
+
+def test_no_server_configured():
+    m = engine.run(RunRequest(), HttpEngineConfig(), None)
+    assert m.status == "failed" and "no server given" in m.error
+
+
+def test_describe_dns_failure():
+    assert describe_error(socket.gaierror(-2, "Name or service not known"), "x.example:80") == \
+        "cannot resolve the name of x.example:80 (Name or service not known)"
+
+
+def test_steady_rate_leaves_out_the_ramp():
+    # 1 s of slow start at 10 Mbit/s, then 9 s at 100 Mbit/s, sampled every 50 ms
+    samples, total = [(0.0, 0)], 0.0
+    for i in range(1, 201):
+        t = i * 0.05
+        total += (10e6 if t <= 1.0 else 100e6) / 8 * 0.05
+        samples.append((t, int(total)))
+    assert rates.steady_mbps(samples) == pytest.approx(100, rel=0.002)
+    assert rates.ramp_end(samples) == pytest.approx(1.0)
+
+
+def test_ramp_is_at_least_a_tenth_and_at_most_four_tenths():
+    flat = [(i * 0.05, int(i * 0.05 * 1e6)) for i in range(201)]
+    assert rates.ramp_end(flat) == pytest.approx(1.0)
+    never_steady = [(i * 0.05, int((i * 0.05) ** 3 * 1e6)) for i in range(201)]
+    assert rates.ramp_end(never_steady) <= 4.0
+
+
+def test_latency_stats():
+    assert rates.latency_stats([10, 12, 11, 30, 10]) == (11, pytest.approx((2 + 1 + 19 + 20) / 4))
+    assert rates.latency_stats([]) == (None, None)
+
+
+def test_measure_cli_json_works_without_config(speedtest_server, tmp_path):
+    env_home = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--store", str(tmp_path / "p.db"), "measure",
+                           "--engine", "http", "--server", speedtest_server, "--duration", "1", "--streams", "2",
+                           "--json"], capture_output=True, text=True, timeout=60,
+                          env=env_home | {"XAPROBE_CONFIG": str(tmp_path / "none.toml")})
+    assert done.returncode == 0, done.stderr
+    assert "warning: no config file" in done.stderr
+    m = json.loads(done.stdout)
+    for key in ("download_mbps", "upload_mbps", "latency_ms", "jitter_ms", "bytes_down", "bytes_up", "status",
+                "error"):
+        assert key in m
+    assert m["status"] == "ok" and m["device_id"] == "" and m["seq"] == 1
