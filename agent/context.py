@@ -61,23 +61,20 @@ def _number(value: object) -> float | None:
     return number
 
 
-def parse_mmcli_modem(modem: dict, signal: dict | None) -> Radio:
-    """Read operator, technology and signal from `mmcli -J -m N` and `mmcli -J -m N --signal-get`."""
+def parse_mmcli_modem(modem: dict, signal: dict | None, location: dict | None = None) -> Radio:
+    """Read operator, technology, signal and cell from `mmcli -J -m N`, `--signal-get`, `--location-get`."""
     generic = modem.get("modem", {}).get("generic", {})
     gpp = modem.get("modem", {}).get("3gpp", {})
     techs = [t for t in generic.get("access-technologies", []) if t and t != "--"]
     tech = techs[-1] if techs else None
     sig = (signal or {}).get("modem", {}).get("signal", {})
     rsrp = rsrq = sinr = rssi = None
-    for key in ("5g", "lte", "umts", "gsm"):
+    for key in ("5g", "lte", "umts", "gsm"):  # the newest radio that reports a level
         block = sig.get(key) or {}
         if any(_number(block.get(k)) is not None for k in ("rsrp", "rssi")):
             rsrp, rsrq, sinr, rssi = (_number(block.get(k)) for k in ("rsrp", "rsrq", "snr", "rssi"))
             break
-    cell = None
-    location = modem.get("modem", {}).get("location", {})
-    if isinstance(location, dict):
-        cell = (location.get("3gpp") or {}).get("cid")
+    cell = ((location or {}).get("modem", {}).get("location", {}).get("3gpp") or {}).get("cid")
     quality = generic.get("signal-quality", {}).get("value")
     return Radio(technology=tech, operator=(gpp.get("operator-name") or None), rsrp_dbm=rsrp, rsrq_db=rsrq,
                  sinr_db=sinr, rssi_dbm=rssi, cell_id=None if cell in (None, "--") else str(cell),
@@ -103,6 +100,7 @@ def cellular_radio(interface: str) -> Radio | None:
         if not modem:
             continue
         ports = modem.get("modem", {}).get("generic", {}).get("ports", [])
-        if any(str(p).split(" ")[0] == interface for p in ports) or len(listing.get("modem-list", [])) == 1:
-            return parse_mmcli_modem(modem, _mmcli("-m", index, "--signal-get"))
+        if any(str(p).split(" ")[0] == interface for p in ports):
+            return parse_mmcli_modem(modem, _mmcli("-m", index, "--signal-get"),
+                                     _mmcli("-m", index, "--location-get"))
     return None

@@ -96,7 +96,7 @@ class Probe:
             log.error("%s", e)
             return
         self.health.disk_full = False
-        close_slot(self.store, plan)
+        close_slot(self.store, plan, m.started_at)
         log.info("test on %s: %s", link.name, m.status if m.ok else f"failed: {m.error}")
 
     def upload_if_due(self) -> None:

@@ -7,12 +7,14 @@ catches up, but a slot is never shorter than a third of the month's nominal slot
 most 3x the nominal rate), and two tests on a link are never closer than the larger of 30 s and
 one hour / max(2, 3x the nominal hourly rate), so no clock hour holds more than that many.
 Everything comes from the store (samples, bytes, last test) plus one persisted number per link,
-the end of the current slot, so a restart continues the same plan. The random instant in a slot
+the end of the current slot, so a restart continues the same plan. A slot that passed while the
+probe was off is due at once; the next slot then starts at that test. A clock that stepped back
+(the saved slot lies far ahead) is planned from the new now. The random instant in a slot
 is a hash of (seed, link, month, attempt number): the same state always gives the same plan.
 
 With a data budget the planner divides what is left of the budget by the samples still missing
-and hands the engine that byte cap when a full-size test (learned from the link's history)
-would not fit; when not even a minimal test fits, the link stops until next month.
+and hands the engine that share as its byte cap, so the budget holds whatever the link's speed;
+when not even a minimal test fits, the link stops until next month.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from xaprobe.months import month_bounds, month_of
 
 CATCH_UP_FACTOR = 3.0
 MIN_TEST_BYTES = 4 * 1_000_000  # below this a test measures nothing useful: the budget is spent
-OVERHEAD_BYTES = 200_000  # latency probes, HTTP headers, TCP/IP beyond the payload cap
-DEFAULT_TEST_BYTES = 200 * 1_000_000  # until the link's history says otherwise
+OVERHEAD_BYTES = 200_000  # latency probes and HTTP headers beyond the payload cap
+IP_OVERHEAD = 1.05  # engines count TCP payload; the SIM also bills IP and TCP headers (1514/1448)
+FINISH_EARLY = dt.timedelta(days=2)
+MAX_FAIL_SHARE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,17 +76,19 @@ def min_spacing_s(link: LinkConfig, config: AgentConfig, month_seconds: float) -
     return max(config.planner.min_gap_s, 3600 / max(2.0, CATCH_UP_FACTOR * nominal_per_hour))
 
 
-def _cap(link: LinkConfig, remaining: int, used: int, mean_bytes: float | None) -> tuple[int, bool]:
-    """Return (per-direction byte cap or 0, budget spent) for the next test."""
+def _cap(link: LinkConfig, remaining: int, used: int) -> tuple[int, bool]:
+    """Return (per-direction byte cap or 0, budget spent) for the next test.
+
+    With a budget every test gets the cap its share allows: a test smaller than its share never
+    reaches the cap and is unchanged, and a link's first test can never burn the budget before its
+    size has been learned.
+    """
     if not link.budget_mb:
         return 0, False
     left = link.budget_mb * 1_000_000 - used
-    per_test = left / max(remaining, 1) - OVERHEAD_BYTES
+    per_test = left / max(remaining, 1) / IP_OVERHEAD - OVERHEAD_BYTES
     if per_test < MIN_TEST_BYTES:
         return 0, True
-    full_size = mean_bytes or DEFAULT_TEST_BYTES
-    if mean_bytes and full_size <= per_test:
-        return 0, False
     return int(per_test // 2), False
 
 
@@ -95,7 +101,7 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
     remaining = max(link.target - history.samples, 0)
     elapsed = (now - start) / (end - start)
     on_track = history.samples >= int(link.target * elapsed) - 1
-    cap, spent = _cap(link, remaining, history.bytes_used, history.mean_test_bytes)
+    cap, spent = _cap(link, remaining, history.bytes_used)
     base = LinkPlan(link.name, month, history.samples, history.failed, link.target, remaining, None, None, None,
                     cap, history.bytes_used, spent, on_track)
     if remaining == 0 or spent:
@@ -103,12 +109,12 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
     month_s = (end - start).total_seconds()
     min_slot = month_s / link.target / CATCH_UP_FACTOR
     saved = store.get_state(f"slot_end.{link.name}")
-    slot_start = dt.datetime.fromisoformat(saved) if saved else start
-    if slot_start < start or slot_start > now + dt.timedelta(seconds=month_s / link.target * 2):
-        slot_start = max(start, now)  # a new month, or the clock stepped back: plan from here
-    if slot_start < now - dt.timedelta(seconds=min_slot):
-        slot_start = now  # the slot passed while the probe was off: start the next one now
-    slot = max((end - slot_start).total_seconds() / remaining, min_slot)
+    slot_start = max(dt.datetime.fromisoformat(saved), start) if saved else start
+    # aim to finish FINISH_EARLY before the month ends, and plan extra slots for the share of tests
+    # that fail on this link (no service), so a failure late in the month does not miss the target
+    fail_share = min(history.failed / max(history.samples + history.failed, 1), MAX_FAIL_SHARE)
+    wanted = remaining / (1 - fail_share)
+    slot = max((end - FINISH_EARLY - slot_start).total_seconds() / wanted, min_slot)
     slot_end = slot_start + dt.timedelta(seconds=slot)
     attempt = history.samples + history.failed
     next_at = slot_start + dt.timedelta(seconds=slot * _unit(seed or config.device_id, link.name, month, attempt))
@@ -121,13 +127,29 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
     return dataclasses.replace(base, slot_start=slot_start, slot_end=max(slot_end, next_at), next_at=next_at)
 
 
+def repair_clock_step(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datetime) -> bool:
+    """If the saved slot lies far in the future, the clock stepped back: plan from now (returns True)."""
+    saved = store.get_state(f"slot_end.{link.name}")
+    if not saved:
+        return False
+    start, end = month_bounds(month_of(now, config.timezone), config.timezone)
+    nominal = (end - start) / link.target
+    if dt.datetime.fromisoformat(saved) > now + 2 * nominal:
+        store.set_state(f"slot_end.{link.name}", now.isoformat())
+        return True
+    return False
+
+
 def next_due(store: Store, config: AgentConfig, now: dt.datetime, seed: str = "") -> LinkPlan | None:
     """Return the plan of the link whose test is due soonest (None when every link is done or spent)."""
+    for link in config.links:
+        repair_clock_step(store, link, config, now)
     plans = [p for p in (link_plan(store, link, config, now, seed) for link in config.links) if p.next_at]
     return min(plans, key=lambda p: p.next_at) if plans else None
 
 
-def close_slot(store: Store, plan: LinkPlan) -> None:
-    """Remember that the plan's slot has had its test, so the next slot starts where it ends."""
+def close_slot(store: Store, plan: LinkPlan, tested_at: dt.datetime) -> None:
+    """Remember that the plan's slot has had its test: the next slot starts where this one ends, or at
+    the test itself when the slot had passed (the probe was off), so catching up never bursts."""
     if plan.slot_end is not None:
-        store.set_state(f"slot_end.{plan.link}", plan.slot_end.isoformat())
+        store.set_state(f"slot_end.{plan.link}", max(plan.slot_end, tested_at).isoformat())

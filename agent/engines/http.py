@@ -21,7 +21,7 @@ from xaprobe import __version__
 from xaprobe.agent.config import HttpEngineConfig
 from xaprobe.agent.engines import rates
 from xaprobe.agent.engines.base import EngineError, RunRequest, describe_error
-from xaprobe.agent.engines.sockets import ByteMeter, abort, bound_connector
+from xaprobe.agent.engines.sockets import ByteMeter, abort, bound_connector, tcp_counters
 from xaprobe.months import utc_now
 from xaprobe.wire import Measurement, Server, new_id
 
@@ -63,23 +63,24 @@ class Endpoints:
 
 
 class _Budget:
-    """A byte allowance shared by the streams of one direction; 0 means unlimited."""
+    """A byte allowance shared fairly by the streams of one direction; 0 means unlimited."""
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, streams: int):
         self.cap = cap
         self.left = cap
         self.hit = False
+        self.piece = max(MIB, cap // (streams * 4)) if cap else 0
         self._lock = threading.Lock()
 
     def claim(self, want: int, unit: int = 1) -> int:
-        """Grant up to want bytes (a multiple of unit); 0 once the cap is spent."""
+        """Grant up to want bytes (a multiple of unit), in small pieces when capped; 0 once spent."""
         if not self.cap:
             return want
         with self._lock:
-            grant = min(want, self.left) // unit * unit
+            grant = min(want, self.piece, self.left) // unit * unit
             self.left -= grant
-            if grant < want:
-                self.hit = True
+            if grant == 0:
+                self.hit = True  # a stream wanted more and the cap said no: the test stopped at the cap
             return grant
 
 
@@ -94,6 +95,8 @@ class _Session:
         self._conns: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self.errors: list[str] = []
+        self.bytes_down = 0  # over every connection of the test, as the kernel counted them
+        self.bytes_up = 0
 
     def connection(self, meter: ByteMeter | None = None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.ep.scheme == "https" else http.client.HTTPConnection
@@ -116,9 +119,13 @@ class _Session:
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:
-            for meter in meters:
-                if conn.sock is not None:
+            if conn.sock is not None:
+                for meter in meters:
                     meter.detach(conn.sock)
+                counters = tcp_counters(conn.sock)
+                if counters:
+                    self.bytes_up += counters[0]
+                    self.bytes_down += counters[1]
             abort(conn.sock)
             conn.close()
 
@@ -202,9 +209,9 @@ def _pinger(s: _Session, conn: http.client.HTTPConnection, out: list[float], unt
 
 def _transfer(s: _Session, upload: bool, streams: int, duration: float, cap: int,
               rtts_loaded: list[float] | None = None) -> tuple[float, int, bool]:
-    """Run one direction; return (steady Mbit/s, bytes, capped)."""
+    """Run one direction; return (steady Mbit/s, bytes the app moved, capped)."""
     s.stop.clear()
-    meter, budget = ByteMeter(upload), _Budget(cap)
+    meter, budget = ByteMeter(upload), _Budget(cap, streams)
     target = _upload_stream if upload else _download_stream
     threads = [threading.Thread(target=target, args=(s, meter, budget), daemon=True) for _ in range(streams)]
     done = threading.Event()
@@ -230,17 +237,14 @@ def _transfer(s: _Session, upload: bool, streams: int, duration: float, cap: int
         t.join(timeout=5)
     if s.errors:
         raise EngineError(s.errors[0])
-    used = meter.total()
     if budget.hit:
         samples = rates.last_change(samples)
-    return rates.steady_mbps(samples), used, budget.hit
+    return rates.steady_mbps(samples), meter.app_bytes, budget.hit
 
 
 def _client_info(s: _Session) -> tuple[str, str]:
     try:
-        conn = s.connection()
-        body = _get(conn, s.ep.get_ip)
-        conn.close()
+        body = _get(s.connection(), s.ep.get_ip)
         info = json.loads(body.decode("utf-8", "replace"))
         text = str(info.get("processedString", "")) if isinstance(info, dict) else ""
     except Exception:  # noqa: BLE001 - the client's address is context, not the measurement
@@ -261,6 +265,7 @@ def run(request: RunRequest, settings: HttpEngineConfig, server: str | None = No
     if not url:
         return dataclasses.replace(base, error="no server given (set engines.http.server or use --server URL)")
     used_down = used_up = 0
+    s = None
     try:
         ep = Endpoints.from_url(url, settings.paths)
         s = _Session(ep, request, settings.timeout_s)
@@ -271,13 +276,16 @@ def run(request: RunRequest, settings: HttpEngineConfig, server: str | None = No
         latency, jitter = rates.latency_stats(idle)
         ip, isp = _client_info(s)
         loaded: list[float] = []
-        down, used_down, cap_down = _transfer(s, False, settings.streams, settings.duration_s, cap, loaded)
+        down, app_down, cap_down = _transfer(s, False, settings.streams, settings.duration_s, cap, loaded)
         time.sleep(0.2)  # let the download's last packets drain before the upload starts
-        up, used_up, cap_up = _transfer(s, True, settings.streams, settings.duration_s, cap)
+        up, app_up, cap_up = _transfer(s, True, settings.streams, settings.duration_s, cap)
+        used_down, used_up = s.bytes_down or app_down, s.bytes_up or app_up  # app counts only off Linux
     except Exception as e:  # noqa: BLE001 - every failure becomes a failed Measurement
+        if s is not None:
+            s.abort_all()
         where = f"{urlsplit(url).hostname}:{urlsplit(url).port or ''}".rstrip(":")
-        return dataclasses.replace(base, error=describe_error(e, where), bytes_down=used_down,
-                                   bytes_up=used_up, duration_s=round(time.perf_counter() - clock, 3))
+        return dataclasses.replace(base, error=describe_error(e, where), bytes_down=s.bytes_down if s else 0,
+                                   bytes_up=s.bytes_up if s else 0, duration_s=round(time.perf_counter() - clock, 3))
     return dataclasses.replace(
         base, status="ok", download_mbps=round(down, 3), upload_mbps=round(up, 3),
         latency_ms=round(latency, 3) if latency is not None else None,

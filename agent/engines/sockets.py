@@ -91,6 +91,10 @@ class ByteMeter:
         with self._lock:
             self._app += n
 
+    @property
+    def app_bytes(self) -> int:
+        return self._app
+
     def total(self) -> int:
         with self._lock:
             total = self._closed

@@ -1,0 +1,144 @@
+"""The daemon's jobs with a frozen clock against the real collector; the real process under SIGTERM."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import requests
+from conftest import make_measurement
+
+from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig, UploadConfig
+from xaprobe.agent.daemon import Probe
+from xaprobe.agent.store import Store
+from xaprobe.secret import Secret
+
+NOW = dt.datetime(2026, 11, 20, 5, 0, tzinfo=dt.timezone.utc)
+
+
+def probe_for(collector, token, tmp_path, **upload) -> Probe:
+    config = AgentConfig(device_id="probe-1", token=Secret(token), commune_code="18673",
+                         collector_url=collector.base + "/", store=tmp_path / "probe.db",
+                         links=(LinkConfig(name="office", operator="VNPT"),),
+                         http=HttpEngineConfig(server=collector.base + "/speedtest/", duration_s=1, streams=2),
+                         upload=UploadConfig(**upload))
+    return Probe(config, Store.open(config.store), requests.Session(), clock=lambda: NOW, rng=random.Random(1))
+
+
+def test_due_test_runs_then_is_uploaded_and_reported(sqlite_collector, tmp_path):
+    probe = probe_for(sqlite_collector, sqlite_collector.enrol(), tmp_path)
+    probe.test_if_due()  # the month's first slot has long passed at NOW: due at once
+    [m] = list(probe.store.measurements())
+    assert m.status == "ok" and m.device_id == "probe-1" and m.link.operator == "VNPT"
+    assert probe.store.get_state("slot_end.office") is not None
+    probe.test_if_due()  # the next one is planned later than NOW: nothing runs
+    assert len(list(probe.store.measurements())) == 1
+    probe.upload_if_due()
+    assert probe.store.backlog().pending == 0 and sqlite_collector.store.count_measurements() == 1
+    probe.heartbeat()
+    beat = sqlite_collector.store.device("probe-1").heartbeat
+    assert beat["backlog"] == 0 and beat["version"] and beat["links"][0]["samples"] == 1
+    assert beat["disk_free_bytes"] > 0 and beat["disk_full"] is False
+
+
+def test_backoff_after_failure_and_retry_after(tmp_path):
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(503)
+            self.send_header("Retry-After", "900")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class Fake:
+        base = f"http://127.0.0.1:{server.server_port}"
+
+    probe = probe_for(Fake, "xap_t", tmp_path, backoff_base_s=30, backoff_cap_s=600)
+    probe.store.add(make_measurement(device_id="probe-1"))
+    probe.upload_if_due()
+    assert probe.health.next_upload_at == NOW + dt.timedelta(seconds=900)  # Retry-After beats the backoff
+    assert "503" in probe.store.get_state("last_upload_error")
+    server.shutdown()
+    probe.health.next_upload_at = None
+    probe.target = probe.target.__class__("http://127.0.0.1:9", Secret("t"), 2)  # now down altogether
+    probe.upload_if_due()
+    delay = (probe.health.next_upload_at - NOW).total_seconds()
+    assert 0 <= delay <= min(600, 30 * 2 ** probe.health.upload_attempt)
+    assert probe.store.backlog().pending == 1
+
+
+def test_refused_token_stops_uploads(sqlite_collector, tmp_path):
+    probe = probe_for(sqlite_collector, "xap_not_a_token", tmp_path)
+    probe.store.add(make_measurement(device_id="probe-1"))
+    probe.upload_if_due()
+    assert probe.health.token_refused and probe.store.get_state("token_refused") == "1"
+    probe.health.next_upload_at = None
+    probe.upload_if_due()  # nothing is sent any more until the token is fixed
+    assert probe.store.backlog().pending == 1
+
+
+def test_heartbeat_settings_steer_the_probe(sqlite_collector, tmp_path):
+    token = sqlite_collector.enrol(target=450)
+    probe = probe_for(sqlite_collector, token, tmp_path)
+    probe.heartbeat()
+    assert probe.config.links[0].target == 450
+
+
+def test_guard_keeps_the_loop_alive(tmp_path):
+    probe = Probe(AgentConfig(store=tmp_path / "p.db"), Store.open(tmp_path / "p.db"), requests.Session())
+
+    def explode():
+        raise ValueError("boom")
+
+    probe.guarded(explode)()
+    assert probe.health.last_error == "explode: ValueError: boom"
+
+
+def test_run_notifies_systemd_and_stops_on_sigterm(sqlite_collector, tmp_path):
+    token = sqlite_collector.enrol()
+    config = tmp_path / "agent.toml"
+    config.write_text(f'device_id = "probe-1"\ntoken = "{token}"\ncommune_code = "18673"\n'
+                      f'collector_url = "{sqlite_collector.base}/"\nstore = "probe.db"\n'
+                      f'[engines.http]\nserver = "{sqlite_collector.base}/speedtest/"\nduration_s = 1\n'
+                      '[[links]]\nname = "office"\ninterface = "lo"\naccess = "ethernet"\n')
+    notify = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(30)
+    proc = subprocess.Popen([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "run"],
+                            env={"NOTIFY_SOCKET": str(notify), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert sock.recv(100) == b"READY=1"
+        assert sock.recv(100) == b"WATCHDOG=1"
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        messages = []
+        sock.settimeout(1)
+        try:
+            while True:
+                messages.append(sock.recv(100))
+        except TimeoutError:
+            pass
+        assert messages[-1] == b"STOPPING=1"
+    finally:
+        proc.kill()
+        sock.close()
+    beat = sqlite_collector.store.device("probe-1").heartbeat  # the first heartbeat goes out at start
+    assert beat is not None and beat["device_id"] == "probe-1"
+    s = Store.open(tmp_path / "probe.db")
+    assert s.integrity() == "ok"

@@ -1,0 +1,77 @@
+"""The speedtest engine (speedtest-cli) offline against a local Speedtest-Mini-like server."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+from xaprobe.agent.config import SpeedtestEngineConfig
+from xaprobe.agent.engines import speedtest as engine
+from xaprobe.agent.engines.base import RunRequest
+
+
+def test_runs_against_a_local_mini_server(speedtest_server):
+    m = engine.run(RunRequest(), SpeedtestEngineConfig(), speedtest_server)
+    assert m.status == "ok", m.error
+    assert m.engine == "speedtest"
+    assert m.download_mbps > 50 and m.upload_mbps > 50
+    assert m.bytes_down == 4 * sum(engine.DOWNLOAD_BYTES.values())  # every file, as speedtest-cli does
+    assert m.server.url == speedtest_server + "upload.php"
+
+
+def test_byte_cap_holds(speedtest_server):
+    cap = 20_000_000
+    m = engine.run(RunRequest(cap_bytes=cap), SpeedtestEngineConfig(), speedtest_server)
+    assert m.status == "ok" and m.capped
+    assert 0 < m.bytes_down <= cap and 0 < m.bytes_up <= cap
+
+
+@pytest.mark.parametrize("cap", [1, 300_000, 5_000_000, 50_000_000, 400_000_000])
+def test_cap_config_never_plans_more_than_the_cap(cap):
+    config = engine.cap_config(engine.public_config(), cap)
+    down = config["counts"]["download"] * sum(engine.DOWNLOAD_BYTES[s] for s in config["sizes"]["download"])
+    order = [s for s in config["sizes"]["upload"] for _ in range(config["counts"]["upload"])]
+    up = sum(order[: config["upload_max"]])
+    smallest = engine.DOWNLOAD_BYTES[350]
+    assert down <= max(cap, smallest) and up <= max(cap, order[0])
+
+
+class _Refuse(http.server.BaseHTTPRequestHandler):
+    status = 403
+
+    def do_GET(self):  # noqa: N802
+        self.send_error(self.status)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, monkeypatch):
+    # speedtest.net cannot be reached here: a local proxy answers for it the way it often does
+    handler = type("Refuse", (_Refuse,), {"status": status})
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    m = engine.run(RunRequest(), SpeedtestEngineConfig(timeout_s=3), None)
+    proxy.shutdown()
+    assert m.status == "failed"
+    assert m.error.startswith(f"cannot fetch speedtest.net's configuration (HTTP Error {status}")
+    assert m.error.endswith("set engines.speedtest.server to test against a known server")
+
+
+def test_unreachable_mini_server_is_a_clean_failure():
+    m = engine.run(RunRequest(), SpeedtestEngineConfig(timeout_s=2), "http://127.0.0.1:9/speedtest/")
+    assert m.status == "failed"
+    assert m.error == "the server 127.0.0.1:9 did not answer latency.txt (is it a Speedtest server?)"
+
+
+def test_interface_address_of_loopback():
+    assert engine.interface_address("lo") == "127.0.0.1"
+    with pytest.raises(engine.EngineError, match="interface nosuch0 has no IPv4 address"):
+        engine.interface_address("nosuch0")

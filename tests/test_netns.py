@@ -1,0 +1,83 @@
+"""Measurement accuracy through real rate-shaped links: network namespaces, veth pairs and tbf (root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import netlab
+import pytest
+from netlab import NetLab, ceiling_mbps
+
+if not netlab.available():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI runs as root with iproute2 and tbf: the namespace tests must run there")
+    pytest.skip("needs root, ip netns and tc tbf", allow_module_level=True)
+
+pytestmark = pytest.mark.netns
+
+
+def measure(lab: NetLab, url: str, store, *extra: str) -> list[dict]:
+    out, _, _ = lab.run_client([sys.executable, "-m", "xaprobe.agent", "--store", str(store), "measure",
+                                "--server", url, "--json", *extra])
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_http_engine_lands_on_the_ceiling_at_20_mbit(tmp_path):
+    with NetLab(1) as lab:
+        url = lab.start_speedtest_server()
+        lab.shape(20)
+        [m] = measure(lab, url, tmp_path / "p.db", "--engine", "http", "--duration", "5")
+    assert m["status"] == "ok", m["error"]
+    ceiling = ceiling_mbps(20)
+    assert 0.93 <= m["download_mbps"] / ceiling <= 1.03, m
+    assert 0.93 <= m["upload_mbps"] / ceiling <= 1.03, m
+    assert m["loaded_latency_ms"] > m["latency_ms"]  # the 50 ms tbf queue fills under load
+
+
+def test_byte_capped_test_stops_at_its_cap(tmp_path):
+    with NetLab(2) as lab:
+        url = lab.start_speedtest_server()
+        lab.shape(20)
+        [m] = measure(lab, url, tmp_path / "p.db", "--engine", "http", "--duration", "5", "--cap-mb", "3")
+    assert m["status"] == "ok" and m["capped"] is True
+    assert 2_000_000 <= m["bytes_down"] <= 3_000_000 + 64 * 1024
+    assert 2_000_000 <= m["bytes_up"] <= 3_000_000 + 64 * 1024
+    assert m["duration_s"] < 10  # it stopped at the cap, not after 2 x 5 s
+    assert 0.85 <= m["download_mbps"] / ceiling_mbps(20) <= 1.05  # still a valid sample
+
+
+def test_each_link_measures_its_own_rate(tmp_path):
+    with NetLab(3, links=2) as lab:
+        url = lab.start_speedtest_server()
+        lab.shape(10, link=0)
+        lab.shape(40, link=1)
+        config = tmp_path / "agent.toml"
+        config.write_text(f'''
+[engines.http]
+server = "{url}"
+duration_s = 4
+[[links]]
+name = "viettel"
+interface = "{lab.client_ifs[0]}"
+operator = "Viettel"
+[[links]]
+name = "vnpt"
+interface = "{lab.client_ifs[1]}"
+operator = "VNPT"
+''')
+        out, _, _ = lab.run_client([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "--store",
+                                    str(tmp_path / "p.db"), "measure", "--json"])
+        results = {m["link"]["name"]: m for m in map(json.loads, out.splitlines())}
+        status_out, _, _ = lab.run_client([sys.executable, "-m", "xaprobe.agent", "--config", str(config),
+                                           "--store", str(tmp_path / "p.db"), "status", "--json"])
+    for name, rate in (("viettel", 10), ("vnpt", 40)):
+        m = results[name]
+        assert m["status"] == "ok", m["error"]
+        assert m["link"]["interface"] == lab.client_ifs[0 if name == "viettel" else 1]
+        assert 0.93 <= m["download_mbps"] / ceiling_mbps(rate) <= 1.03, (name, m["download_mbps"])
+        assert 0.93 <= m["upload_mbps"] / ceiling_mbps(rate) <= 1.03, (name, m["upload_mbps"])
+    status = json.loads(status_out)
+    assert [(x["name"], x["samples"], x["target"]) for x in status["links"]] == [("viettel", 1, 300), ("vnpt", 1, 300)]
+    assert status["links"][1]["last_result"]["download_mbps"] == results["vnpt"]["download_mbps"]
