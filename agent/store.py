@@ -25,7 +25,7 @@ from xaprobe.wire import Measurement, from_wire, to_wire
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PENDING, UPLOADED, REJECTED = "pending", "uploaded", "rejected"
 
 
@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     upload_state TEXT NOT NULL DEFAULT 'pending',
     reject_reason TEXT,
     uploaded_at TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    upload_attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS measurements_state ON measurements (upload_state, seq);
 CREATE INDEX IF NOT EXISTS measurements_link_time ON measurements (link, started_at);
@@ -82,6 +83,12 @@ CREATE TABLE IF NOT EXISTS events (
     reported INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+# version -> statements taking a store from version-1 to version; a fresh store is made by _SCHEMA
+MIGRATIONS = {
+    2: ["ALTER TABLE measurements ADD COLUMN upload_attempts INTEGER NOT NULL DEFAULT 0"],
+}
 
 
 def _is_disk_full(error: sqlite3.Error) -> bool:
@@ -141,10 +148,16 @@ class Store:
                              "upgrade xaprobe")
         if version == SCHEMA_VERSION:
             return
-        with self.db.atomic():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
+        with self.db.atomic():  # one transaction: a power cut leaves the old schema or the new one
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            else:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[step]:
+                        self.db.execute(statement)
+                    log.info("store %s migrated to schema %d", self.path, step)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def schema_version(self) -> int:
@@ -184,6 +197,12 @@ class Store:
                 raise StoreFull(f"the disk under {self.path} is full: measurement {m.id} not stored") from None
             raise
         return stored
+
+    def count_attempt(self, ids: list[str]) -> None:
+        """Note that these rows were sent once more (the collector's answer may not have come back)."""
+        with self.db.atomic():
+            for mid in ids:
+                self.db.execute("UPDATE measurements SET upload_attempts = upload_attempts + 1 WHERE id = ?", (mid,))
 
     def mark(self, results: dict[str, tuple[str, str | None]], now: dt.datetime | None = None) -> None:
         """Record the collector's answer per id: (UPLOADED, None) or (REJECTED, reason)."""

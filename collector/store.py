@@ -177,6 +177,10 @@ class CollectorStore:
             conn.execute(devices.update().where(devices.c.id == device_id).values(last_seen_at=now))
         return inserted
 
+    def measurement_ids(self, device_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(measurements.c.id).where(measurements.c.device_id == device_id))]
+
     def count_measurements(self, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(measurements)
         for column, value in where.items():

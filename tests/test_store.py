@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-from conftest import make_measurement
+from conftest import REPO, make_measurement
 
 from xaprobe.agent.store import PENDING, REJECTED, UPLOADED, Store
 
@@ -82,5 +82,32 @@ def test_link_history_counts_this_month_only(store):
 
 
 def test_schema_version_is_recorded(store):
-    assert store.schema_version() == 1
-    assert sqlite3.connect(store.path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert store.schema_version() == 2
+    assert sqlite3.connect(store.path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+
+
+def test_a_store_of_the_previous_schema_is_upgraded_without_losing_a_row(tmp_path):
+    import json
+
+    from xaprobe.wire import to_wire
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript((REPO / "tests" / "fixtures" / "probe-schema-v1.sql").read_text())
+    old = [make_measurement(seq=i + 1) for i in range(50)]
+    for m in old:
+        conn.execute("INSERT INTO measurements (id, seq, started_at, link, engine, status, bytes_total, body,"
+                     " upload_state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (m.id, m.seq, to_wire(m)["started_at"], m.link.name, m.engine, m.status, 1, json.dumps(to_wire(m)),
+                      "uploaded" if m.seq <= 10 else "pending", "2026-11-01T00:00:00Z"))
+    conn.execute("INSERT INTO meta VALUES ('next_seq', '51')")
+    conn.commit()
+    conn.close()
+    s = Store.open(path)
+    assert s.schema_version() == 2
+    assert [m.id for m in s.measurements()] == [m.id for m in old]
+    assert s.backlog().pending == 40 and s.backlog().uploaded == 10
+    assert s.add(make_measurement()).seq == 51
+    s.count_attempt([old[20].id])
+    assert s.db.execute("SELECT upload_attempts FROM measurements WHERE id = ?", (old[20].id,)).fetchone()[0] == 1
+    s.close()

@@ -95,6 +95,7 @@ def upload_batch(store: Store, session: requests.Session, target: Target, batch_
     if not rows:
         return Outcome()
     body, used = encode_batch(rows)
+    store.count_attempt([mid for mid, _ in rows[:used]])
     try:
         response = _post(session, target, "/api/v1/measurements", body, gzipped=True)
     except requests.RequestException as e:
