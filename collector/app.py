@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any, Literal
@@ -10,10 +11,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
-from xaprobe import __version__
+from xaprobe import __version__, communes
 from xaprobe.collector.body import read_json
 from xaprobe.collector.exports import render_report
+from xaprobe.collector.fleet import fleet
 from xaprobe.collector.ingest import ingest
+from xaprobe.collector.metrics import Metrics, MetricsMiddleware
 from xaprobe.collector.reports import monthly_report
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.speedtest_app import speedtest_app
@@ -21,6 +24,7 @@ from xaprobe.collector.store import CollectorStore, Device
 from xaprobe.months import month_of, parse_utc, utc_now
 
 ADMIN_COOKIE = "xaprobe_admin"
+MONTH_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "table": "text/plain; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -67,6 +71,8 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     app = FastAPI(title="xaprobe collector", version=__version__,
                   description="Ingest of speed-test measurements from commune probes, reports and dashboard.")
     app.state.store, app.state.settings, app.state.clock = store, settings, clock
+    metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     def device_auth(request: Request) -> Device:
         token = bearer(request)
@@ -79,6 +85,11 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
                                 headers={"WWW-Authenticate": "Bearer"})
         if device.revoked_at is not None:
             raise HTTPException(403, f"device {device.id} was revoked")
+        now = clock().timestamp()
+        if store.count_request(device.id, int(now // 60)) > settings.rate_per_minute:
+            wait = max(1, int(60 - now % 60) + 1)
+            raise HTTPException(429, f"more than {settings.rate_per_minute} requests a minute from {device.id}",
+                                headers={"Retry-After": str(wait)})
         return device
 
     def admin_auth(request: Request) -> str:
@@ -90,6 +101,12 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
         return name
 
     app.state.admin_auth = admin_auth
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    def get_metrics() -> str:
+        now = clock()
+        return metrics.render({"1h": store.devices_seen_since(now - dt.timedelta(hours=1)),
+                               "24h": store.devices_seen_since(now - dt.timedelta(days=1))})
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["ops"])
     def healthz() -> str:
@@ -112,6 +129,7 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
             except ValueError:
                 raise HTTPException(400, "sent_at: not an ISO 8601 timestamp with offset") from None
         results = ingest(store, settings, device, items, clock(), sent_at)
+        metrics.count_items([r["status"] for r in results])
         return {"results": results}
 
     @app.post("/api/v1/heartbeat", response_model=HeartbeatAnswer, responses=_ERRORS,
@@ -125,18 +143,27 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
         steer = store.record_heartbeat(device.id, body, now)
         return {"ok": True, "settings": steer, "server_time": now.isoformat()}
 
-    @app.get("/api/v1/report", tags=["reports"], responses={401: {"model": Problem}, 400: {"model": Problem}})
-    def get_report(month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    @app.get("/api/v1/report", tags=["reports"], responses={
+        200: {"description": "The report", "content": {m.split(";")[0]: {} for m in MEDIA.values()}},
+        401: {"model": Problem}, 404: {"model": Problem}})
+    def get_report(month: str | None = Query(None, pattern=MONTH_PATTERN),
                    province: str | None = Query(None, pattern=r"^\d{1,3}$"),
                    format: Literal["json", "csv", "xlsx", "table"] = "json",
                    lang: Literal["vi", "en"] = "vi", _admin: str = Depends(admin_auth)) -> Response:
         now = clock()
-        try:
-            report = monthly_report(store, settings, month or month_of(now, settings.timezone),
-                                    province or settings.province, now)
-        except ValueError as e:
-            raise HTTPException(400, str(e)) from None
+        if communes.province_name(province or settings.province) is None:
+            raise HTTPException(404, f"{province!r} is not a province code in vietnam-provinces")
+        report = monthly_report(store, settings, month or month_of(now, settings.timezone),
+                                province or settings.province, now)
         return Response(render_report(report, format, lang), media_type=MEDIA[format])
+
+    @app.get("/api/v1/fleet", tags=["reports"], responses={401: {"model": Problem}, 404: {"model": Problem}})
+    def get_fleet(province: str | None = Query(None, pattern=r"^\d{1,3}$"),
+                  _admin: str = Depends(admin_auth)) -> list[dict[str, Any]]:
+        if province is not None and communes.province_name(province) is None:
+            raise HTTPException(404, f"{province!r} is not a province code in vietnam-provinces")
+        code = communes.normalise_code(province) if province else None
+        return [dataclasses.asdict(h) for h in fleet(store, clock(), code)]
 
     @app.exception_handler(HTTPException)
     async def problem(_request: Request, exc: HTTPException) -> JSONResponse:

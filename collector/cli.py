@@ -169,6 +169,33 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_fleet(args) -> int:
+    from xaprobe.collector.fleet import fleet
+
+    _, store = _open(args)
+    health = fleet(store, utc_now(), communes.normalise_code(args.province) if args.province else None)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(h) for h in health], ensure_ascii=False, default=str))
+        return 0
+    for h in health:
+        seen = h.last_seen_at.strftime("%Y-%m-%d %H:%M") if h.last_seen_at else "never"
+        print(f"{h.status:<8} {h.id:<24} {h.commune_name:<26} last seen {seen:<16} backlog {h.backlog or 0}"
+              + (" DISK FULL" if h.disk_full else "") + (" clock NOT synced" if h.clock_synced is False else ""))
+    return 0
+
+
+def cmd_target(args) -> int:
+    _, store = _open(args)
+    unit = communes.commune(args.commune)
+    if unit is None:
+        raise UserError(f"--commune: {args.commune} is not a commune in vietnam-provinces")
+    if args.target is not None and args.target < 1:
+        raise UserError("the target must be a positive number of samples")
+    store.set_commune_target(unit.code, args.target)
+    print(f"{unit.name}: target {args.target if args.target else 'back to the default'}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -241,6 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_admin_add)
+
+    s = sub.add_parser("fleet", help="every probe's health: last contact, backlog, clock, status")
+    s.add_argument("--province", metavar="CODE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_fleet)
+
+    s = sub.add_parser("target", help="set a commune's monthly sample target (omit N for the default)")
+    s.add_argument("--commune", required=True, metavar="CODE")
+    s.add_argument("target", type=int, nargs="?", metavar="N")
+    s.set_defaults(func=cmd_target)
 
     s = sub.add_parser("report", help="a province's communes for one month")
     s.add_argument("--month", metavar="YYYY-MM", help="default: this month")

@@ -13,7 +13,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from xaprobe import communes
 from xaprobe.collector import charts
+from xaprobe.collector.app import MONTH_PATTERN
 from xaprobe.collector.exports import render_raw, render_report
+from xaprobe.collector.fleet import fleet
 from xaprobe.collector.i18n import labels
 from xaprobe.collector.reports import STATUSES, monthly_report
 from xaprobe.months import month_of
@@ -73,7 +75,7 @@ def _month(request: Request, month: str | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+def overview(request: Request, month: str | None = Query(None, pattern=MONTH_PATTERN),
              province: str | None = Query(None, pattern=r"^\d{1,3}$"),
              sort: Literal["status", "name", "percent"] = "status",
              lang: Literal["vi", "en"] = "vi") -> Response:
@@ -93,23 +95,16 @@ def overview(request: Request, month: str | None = Query(None, pattern=r"^\d{4}-
         rows.sort(key=lambda c: c.percent)
     else:  # behind first, then no data, then on track; least progress first within each
         rows.sort(key=lambda c: (STATUSES.index(c.status), c.percent))
-    pooled: dict[str, list[float]] = defaultdict(list)
-    for c in report.communes:
-        for op, o in c.operators.items():
-            if o.download_mbps.median is not None:
-                pooled[op].extend([o.download_mbps.median] * o.samples)
     chart = charts.operator_bars(labels(lang)["operators_chart"],
-                                 {op: sorted(v)[len(v) // 2] for op, v in pooled.items()}, "Mbit/s") \
-        if pooled else ""
-    devices = [d for d in state.store.devices()
-               if communes.commune(d.commune_code) and communes.commune(d.commune_code).province_code
-               == report.province]
+                                 {op: o.download_mbps.median for op, o in report.operators.items()}, "Mbit/s") \
+        if report.operators else ""
+    devices = fleet(state.store, state.clock(), report.province)
     return _page("overview.html", request, lang, report=report, rows=rows, chart=chart, devices=devices,
                  provinces=communes.provinces(), sort=sort)
 
 
 @router.get("/commune/{code}", response_class=HTMLResponse)
-def commune_page(request: Request, code: str, month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+def commune_page(request: Request, code: str, month: str | None = Query(None, pattern=MONTH_PATTERN),
                  lang: Literal["vi", "en"] = "vi") -> Response:
     if _admin(request) is None:
         return _login_redirect(request)
@@ -135,14 +130,14 @@ def commune_page(request: Request, code: str, month: str | None = Query(None, pa
     bars = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
                                                       for op, o in row.operators.items()}, "Mbit/s") \
         if row.operators else ""
-    devices = [d for d in state.store.devices() if d.commune_code == unit.code]
+    devices = [h for h in fleet(state.store, state.clock(), unit.province_code) if h.commune_code == unit.code]
     return _page("commune.html", request, lang, report=report, c=row, daily=daily, bars=bars,
                  devices=devices)
 
 
 @router.get("/export/report.{fmt}")
 def export_report(request: Request, fmt: Literal["csv", "xlsx"],
-                  month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+                  month: str | None = Query(None, pattern=MONTH_PATTERN),
                   province: str | None = Query(None, pattern=r"^\d{1,3}$"),
                   lang: Literal["vi", "en"] = "vi") -> Response:
     if _admin(request) is None:
@@ -158,7 +153,7 @@ def export_report(request: Request, fmt: Literal["csv", "xlsx"],
 
 @router.get("/export/raw.{fmt}")
 def export_raw(request: Request, fmt: Literal["csv", "xlsx"],
-               month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+               month: str | None = Query(None, pattern=MONTH_PATTERN),
                commune: str | None = Query(None, pattern=r"^\d{1,6}$"),
                province: str | None = Query(None, pattern=r"^\d{1,3}$")) -> Response:
     if _admin(request) is None:

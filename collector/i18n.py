@@ -43,6 +43,17 @@ _LABELS = {
     "bad_token": ("Mã truy cập không đúng", "That token is not valid"),
     "back": ("Quay lại", "Back"),
     "threshold": ("Ngưỡng tải xuống", "Download threshold"),
+    "ok": ("Bình thường", "OK"),
+    "silent": ("Mất liên lạc > 2 giờ", "Silent > 2 h"),
+    "stale": ("Mất liên lạc > 1 ngày", "Stale > 1 day"),
+    "revoked": ("Đã thu hồi", "Revoked"),
+    "last_sample": ("Mẫu gần nhất", "Last sample"),
+    "clock": ("Đồng hồ", "Clock"),
+    "clock_ok": ("đã đồng bộ", "synchronised"),
+    "clock_bad": ("CHƯA đồng bộ", "NOT synchronised"),
+    "version": ("Phiên bản", "Version"),
+    "budget": ("Dữ liệu đã dùng", "Data used"),
+    "fleet": ("Tình trạng thiết bị đo", "Fleet health"),
 }
 
 

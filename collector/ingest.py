@@ -23,7 +23,8 @@ def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.date
         "operator": (m.link.operator or radio_operator or "?")[:64], "link_name": m.link.name,
         "access": m.link.access or "", "download_mbps": m.download_mbps, "upload_mbps": m.upload_mbps,
         "latency_ms": m.latency_ms, "jitter_ms": m.jitter_ms, "bytes_down": m.bytes_down,
-        "bytes_up": m.bytes_up, "clock_suspect": clock_suspect,
+        "bytes_up": m.bytes_up, "clock_suspect": clock_suspect, "loaded_latency_ms": m.loaded_latency_ms,
+        "capped": m.capped,
         "body": json.dumps(to_wire(m), ensure_ascii=False),
     }
 

@@ -68,6 +68,7 @@ class MonthReport:
     province_name: str
     threshold_mbps: float
     communes: list[CommuneMonth]
+    operators: dict[str, OperatorMonth]  # the whole province (or the one commune asked for)
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,13 +92,14 @@ def _operator_month(rows: list[Any], threshold: float) -> OperatorMonth:
         if downloads else None)
 
 
-def commune_targets(store: CollectorStore, default: int) -> dict[str, int]:
-    """A commune's target is the highest target set on one of its devices, else the default."""
+def commune_targets(store: CollectorStore) -> dict[str, int]:
+    """A commune's target: the one staff set for it, else the highest set on one of its devices."""
     targets: dict[str, int] = {}
     for device in store.devices():
         if device.target:
             targets[device.commune_code] = max(targets.get(device.commune_code, 0), device.target)
-    return {code: max(t, 0) or default for code, t in targets.items()}
+    targets.update(store.commune_targets())
+    return targets
 
 
 def monthly_report(store: CollectorStore, settings: CollectorSettings, month: str, province: str,
@@ -111,11 +113,13 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
     if only_commune is not None:
         units = [c for c in units if c.code == only_commune]
     by_commune: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    by_operator: dict[str, list[Any]] = defaultdict(list)
     for row in store.month_rows(month, province=province,
                                 commune_codes=[only_commune] if only_commune else None):
         by_commune[row.commune_code][row.operator].append(row)
+        by_operator[row.operator].append(row)
     share = elapsed_share(month, settings.timezone, now)
-    targets = commune_targets(store, settings.target)
+    targets = commune_targets(store)
     out = []
     for unit in units:
         operators = {op: _operator_month(rows, settings.threshold_mbps)
@@ -127,4 +131,5 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         status = "no_data" if samples + failed == 0 else ("on_track" if projected >= target else "behind")
         out.append(CommuneMonth(unit.code, unit.name, samples, failed, target,
                                 round(100 * samples / target, 1), projected, status, operators))
-    return MonthReport(month, province, name, settings.threshold_mbps, out)
+    operators = {op: _operator_month(rows, settings.threshold_mbps) for op, rows in sorted(by_operator.items())}
+    return MonthReport(month, province, name, settings.threshold_mbps, out, operators)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -61,13 +61,37 @@ measurements = sa.Table(
     sa.Column("bytes_up", sa.BigInteger, nullable=False),
     sa.Column("clock_suspect", sa.Boolean, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    sa.Column("loaded_latency_ms", sa.Float, nullable=True),
+    sa.Column("capped", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 sa.Index("measurements_province_month", measurements.c.province_code, measurements.c.month,
          measurements.c.commune_code)
 sa.Index("measurements_device_seq", measurements.c.device_id, measurements.c.seq)
 
-# version -> statements that take a database from version-1 to version (version 1 is create_all)
-MIGRATIONS: dict[int, list[str]] = {}
+rate_windows = sa.Table(
+    "rate_windows", metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+commune_targets = sa.Table(
+    "commune_targets", metadata,
+    sa.Column("commune_code", sa.String(10), primary_key=True),
+    sa.Column("target", sa.Integer, nullable=False),
+)
+
+# version -> statements that take a database from version-1 to version; a new database gets
+# create_all of the current tables. Each statement is valid on SQLite and on PostgreSQL.
+MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        "ALTER TABLE measurements ADD COLUMN loaded_latency_ms FLOAT",
+        "ALTER TABLE measurements ADD COLUMN capped BOOLEAN NOT NULL DEFAULT FALSE",
+        "CREATE TABLE rate_windows (device_id VARCHAR(64) NOT NULL, window_start BIGINT NOT NULL,"
+        " count INTEGER NOT NULL, PRIMARY KEY (device_id, window_start))",
+        "CREATE TABLE commune_targets (commune_code VARCHAR(10) NOT NULL PRIMARY KEY, target INTEGER NOT NULL)",
+    ],
+}
 
 
 def migrate(engine: sa.Engine) -> int:

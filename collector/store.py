@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from xaprobe.collector import schema
-from xaprobe.collector.schema import admins, devices, measurements
+from xaprobe.collector.schema import admins, commune_targets, devices, measurements, rate_windows
 
 TOKEN_PREFIX = "xap_"
 
@@ -149,6 +149,35 @@ class CollectorStore:
             settings.setdefault("target", row.target)
         return settings
 
+    def count_request(self, device_id: str, window_start: int) -> int:
+        """Count one request of the device in its rate window; return the window's count so far."""
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(rate_windows)
+        statement = insert.values(device_id=device_id, window_start=window_start, count=1).on_conflict_do_update(
+            index_elements=["device_id", "window_start"], set_={"count": rate_windows.c.count + 1}
+        ).returning(rate_windows.c.count)
+        with self.engine.begin() as conn:
+            count = conn.execute(statement).scalar_one()
+            if count == 1:  # a new window: forget the device's old ones
+                conn.execute(rate_windows.delete().where((rate_windows.c.device_id == device_id)
+                                                         & (rate_windows.c.window_start < window_start)))
+        return count
+
+    def set_commune_target(self, commune_code: str, target: int | None) -> None:
+        """Set (or with None, clear) a commune's monthly target."""
+        with self.engine.begin() as conn:
+            conn.execute(commune_targets.delete().where(commune_targets.c.commune_code == commune_code))
+            if target is not None:
+                conn.execute(commune_targets.insert().values(commune_code=commune_code, target=target))
+
+    def commune_targets(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {r.commune_code: r.target for r in conn.execute(sa.select(commune_targets))}
+
+    def devices_seen_since(self, since: dt.datetime) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(devices)
+                                .where(devices.c.last_seen_at >= since)).scalar_one()
+
     # --- admins -----------------------------------------------------------------------------
 
     def add_admin(self, name: str, now: dt.datetime) -> str:
@@ -177,9 +206,17 @@ class CollectorStore:
             conn.execute(devices.update().where(devices.c.id == device_id).values(last_seen_at=now))
         return inserted
 
+    def last_sample_by_device(self) -> dict[str, dt.datetime]:
+        """When each device's latest measurement started."""
+        c = measurements.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(c.device_id, sa.func.max(c.started_at)).group_by(c.device_id))
+            return {r[0]: _aware(r[1]) for r in rows}
+
     def measurement_ids(self, device_id: str) -> list[str]:
         with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(sa.select(measurements.c.id).where(measurements.c.device_id == device_id))]
+            query = sa.select(measurements.c.id).where(measurements.c.device_id == device_id)
+            return [r[0] for r in conn.execute(query)]
 
     def count_measurements(self, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(measurements)

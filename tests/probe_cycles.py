@@ -7,11 +7,10 @@ from pathlib import Path
 
 import requests
 
-from xaprobe.secret import Secret
-
 from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
 from xaprobe.agent.measure import measure
 from xaprobe.agent.store import Store
+from xaprobe.secret import Secret
 from xaprobe.uploader.upload import Target, upload_all
 
 

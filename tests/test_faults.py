@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from xaprobe.secret import Secret
+from conftest import make_measurement
+from faultproxy import FaultyProxy
 
 from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig, UploadConfig
 from xaprobe.agent.daemon import Probe
 from xaprobe.agent.store import Store, StoreFull
+from xaprobe.secret import Secret
 from xaprobe.uploader.upload import Target, upload_batch
-
-from conftest import make_measurement
-from faultproxy import FaultyProxy
 
 HERE = Path(__file__).parent
 KILLS = int(os.environ.get("XAPROBE_KILLS", "200"))

@@ -40,12 +40,14 @@ def test_byte_capped_test_stops_at_its_cap(tmp_path):
     with NetLab(2) as lab:
         url = lab.start_speedtest_server()
         lab.shape(20)
-        [m] = measure(lab, url, tmp_path / "p.db", "--engine", "http", "--duration", "5", "--cap-mb", "3")
-    assert m["status"] == "ok" and m["capped"] is True
-    assert 2_000_000 <= m["bytes_down"] <= 3_000_000 + 64 * 1024
-    assert 2_000_000 <= m["bytes_up"] <= 3_000_000 + 64 * 1024
-    assert m["duration_s"] < 10  # it stopped at the cap, not after 2 x 5 s
-    assert 0.85 <= m["download_mbps"] / ceiling_mbps(20) <= 1.05  # still a valid sample
+        [m] = measure(lab, url, tmp_path / "p.db", "--engine", "http", "--duration", "8", "--cap-mb", "8")
+    assert m["status"] == "ok" and m["capped"] is True, m
+    # downloads come in whole MiB (LibreSpeed's ckSize): at most the cap, at least a MiB under it
+    assert 8_000_000 - 1024 * 1024 <= m["bytes_down"] <= 8_000_000 + 64 * 1024, m
+    assert 7_000_000 <= m["bytes_up"] <= 8_000_000 + 64 * 1024, m
+    assert m["duration_s"] < 12  # it stopped at the cap (about 3.3 s a way), not after 2 x 8 s
+    assert 0.9 <= m["download_mbps"] / ceiling_mbps(20) <= 1.05, m  # still a valid sample
+    assert 0.9 <= m["upload_mbps"] / ceiling_mbps(20) <= 1.05, m
 
 
 def test_each_link_measures_its_own_rate(tmp_path):

@@ -3,8 +3,9 @@
 The ramp-up rule: cut the transfer into 0.5 s windows and take the median window rate R. The
 ramp-up ends at the start of the first window that, together with the next one, runs at 90% of R
 or more; it is never shorter than 10% nor longer than 40% of the transfer. The rate is the bytes
-moved after that instant divided by the time after it. It leaves out TCP slow start and a rate
-shaper's initial burst, and still measures most of the transfer.
+moved after that instant divided by the time after it (each end averaged over half a second).
+It leaves out TCP slow start and a rate shaper's initial burst, and still measures most of the
+transfer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ WINDOW_S = 0.5
 STEADY_SHARE = 0.9
 MIN_RAMP_SHARE = 0.1
 MAX_RAMP_SHARE = 0.4
+ENDPOINT_WINDOW_S = 0.5
 
 
 def bytes_at(samples: list[tuple[float, int]], t: float) -> float:
@@ -44,14 +46,30 @@ def ramp_end(samples: list[tuple[float, int]]) -> float:
     return hi
 
 
+def _mean_point(samples: list[tuple[float, int]], a: float, b: float) -> tuple[float, float]:
+    """The mean (time, bytes) of the samples within [a, b], or the interpolated point at a if none."""
+    inside = [(t, n) for t, n in samples if a <= t <= b]
+    if not inside:
+        return a, bytes_at(samples, a)
+    return statistics.fmean(t for t, _ in inside), statistics.fmean(n for _, n in inside)
+
+
 def steady_mbps(samples: list[tuple[float, int]]) -> float:
-    """Return the steady-state rate in Mbit/s of cumulative (time s, bytes) samples."""
+    """Return the steady-state rate in Mbit/s of cumulative (time s, bytes) samples.
+
+    Bytes moved after the ramp-up over the time after it; each end is the mean of the samples in a
+    half-second window, because the kernel's counters advance in bursts (GRO, softirq batching) and a
+    single sample at either end would carry that burst into the rate.
+    """
     if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
         return 0.0
-    t_s = ramp_end(samples)
-    t_e = samples[-1][0]
-    moved = samples[-1][1] - bytes_at(samples, t_s)
-    return moved * 8 / (t_e - t_s) / 1e6
+    t_s, t_e = ramp_end(samples), samples[-1][0]
+    span = min(ENDPOINT_WINDOW_S, (t_e - t_s) / 4)
+    t0, b0 = _mean_point(samples, t_s, t_s + span)
+    t1, b1 = _mean_point(samples, t_e - span, t_e)
+    if t1 <= t0:
+        return (samples[-1][1] - bytes_at(samples, t_s)) * 8 / (t_e - t_s) / 1e6
+    return (b1 - b0) * 8 / (t1 - t0) / 1e6
 
 
 def last_change(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:
