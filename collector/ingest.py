@@ -14,7 +14,7 @@ from xaprobe.wire import Measurement, WireError, from_wire, to_wire
 
 
 def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.datetime,
-         settings: CollectorSettings, clock_suspect: bool) -> dict[str, Any]:
+         settings: CollectorSettings, clock_suspect: bool, body: str | None = None) -> dict[str, Any]:
     radio_operator = m.link.radio.operator if m.link.radio and m.link.radio.operator else ""
     return {
         "id": m.id, "device_id": device.id, "seq": m.seq, "commune_code": commune.code,
@@ -25,7 +25,7 @@ def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.date
         "latency_ms": m.latency_ms, "jitter_ms": m.jitter_ms, "bytes_down": m.bytes_down,
         "bytes_up": m.bytes_up, "clock_suspect": clock_suspect, "loaded_latency_ms": m.loaded_latency_ms,
         "capped": m.capped,
-        "body": json.dumps(to_wire(m), ensure_ascii=False),
+        "body": body if body is not None else json.dumps(to_wire(m), ensure_ascii=False),
     }
 
 
@@ -40,12 +40,14 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
     batch_clock_off = sent_at is not None and abs(now - sent_at) > tolerance
     results: list[dict[str, Any]] = []
     rows: dict[str, dict[str, Any]] = {}
+    seen_communes: dict[str, communes.Commune | None] = {}
     for item in items:
         try:
             m = from_wire(item)
             if m.device_id != device.id:
                 raise WireError("device_id", f"{m.device_id!r} is not the device this token belongs to")
-            commune = communes.commune(m.commune_code or device.commune_code)
+            code = m.commune_code or device.commune_code
+            commune = seen_communes.get(code) or seen_communes.setdefault(code, communes.commune(code))
             if commune is None:
                 raise WireError("commune_code", f"{m.commune_code} is not a commune in vietnam-provinces")
         except WireError as e:
@@ -55,7 +57,8 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
             results.append({"id": m.id, "status": "duplicate", "reason": None})
             continue
         suspect = batch_clock_off or m.started_at > now + tolerance
-        rows[m.id] = _row(m, device, commune, now, settings, suspect)
+        # the item is kept as the probe sent it (validated above): newer probes' extra fields included
+        rows[m.id] = _row(m, device, commune, now, settings, suspect, json.dumps(item, ensure_ascii=False))
         results.append({"id": m.id, "status": "pending", "reason": None})
     inserted = store.insert_measurements(list(rows.values()), device.id, now)
     for result in results:

@@ -103,24 +103,26 @@ class Measurement:
         return self.status == "ok"
 
 
+_KNOWN = frozenset(f.name for f in dataclasses.fields(Measurement)) - {"extra"}
+
+
 def new_id() -> str:
     """Return a fresh measurement id (a random UUID)."""
     return str(uuid.uuid4())
 
 
 def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    return obj
+    fields = getattr(type(obj), "__dataclass_fields__", None)  # faster than is_dataclass + fields()
+    if fields is None:
+        return obj
+    return {name: _plain(getattr(obj, name)) for name in fields}
 
 
 def to_wire(m: Measurement) -> dict[str, Any]:
     """Return the JSON-ready dict of a Measurement (unknown fields it arrived with included)."""
     out: dict[str, Any] = dict(m.extra)
-    for f in dataclasses.fields(m):
-        if f.name == "extra":
-            continue
-        out[f.name] = _plain(getattr(m, f.name))
+    for name in _KNOWN:
+        out[name] = _plain(getattr(m, name))
     out["started_at"] = format_utc(m.started_at)
     return out
 
@@ -226,7 +228,6 @@ def from_wire(obj: Any) -> Measurement:
     if access not in ACCESS_TYPES:
         raise WireError("link.access", f"must be one of {', '.join(a for a in ACCESS_TYPES if a)}")
     loc = _object(obj, "location")
-    known = {f.name for f in dataclasses.fields(Measurement)}
     return Measurement(
         id=mid,
         started_at=started,
@@ -266,5 +267,5 @@ def from_wire(obj: Any) -> Measurement:
         isp=_text(obj, "isp", "", limit=200),
         error=_text(obj, "error", "", limit=MAX_TEXT) or None,
         agent_version=_text(obj, "agent_version", "", limit=32),
-        extra={k: v for k, v in obj.items() if k not in known},
+        extra={k: v for k, v in obj.items() if k not in _KNOWN},
     )
