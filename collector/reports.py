@@ -102,28 +102,66 @@ def commune_targets(store: CollectorStore) -> dict[str, int]:
     return targets
 
 
+def _stat_row(operator: str, o: OperatorMonth) -> dict[str, Any]:
+    return {"operator": operator, "samples": o.samples, "failed": o.failed,
+            "down_p10": o.download_mbps.p10, "down_p50": o.download_mbps.median, "down_p90": o.download_mbps.p90,
+            "up_p10": o.upload_mbps.p10, "up_p50": o.upload_mbps.median, "up_p90": o.upload_mbps.p90,
+            "lat_p10": o.latency_ms.p10, "lat_p50": o.latency_ms.median, "lat_p90": o.latency_ms.p90,
+            "share_above": o.share_above_threshold}
+
+
+def _from_stat(row: Any) -> OperatorMonth:
+    return OperatorMonth(row.samples, row.failed, Spread(row.down_p10, row.down_p50, row.down_p90),
+                         Spread(row.up_p10, row.up_p50, row.up_p90), Spread(row.lat_p10, row.lat_p50, row.lat_p90),
+                         row.share_above)
+
+
+def refresh_month(store: CollectorStore, settings: CollectorSettings, month: str, province: str | None) -> int:
+    """Recompute the cached figures that batches made stale (and those of another threshold); return how many
+    communes were recomputed. Figures come from the measurements themselves, so late arrivals are counted."""
+    stale = store.stale_communes(month, province)
+    redo = {(c, p) for c, p, _ in stale} | store.stale_by_threshold(month, province, settings.threshold_mbps)
+    if not redo:
+        return 0
+    redo_communes = {c for c, _ in redo}
+    provinces = {p for _, p in redo}
+    grouped: dict[str, dict[str, list[Any]]] = {c: defaultdict(list) for c in redo_communes}
+    grouped.update({"p" + p: defaultdict(list) for p in provinces})
+    for row in store.month_rows(month, province=provinces):
+        if row.commune_code in redo_communes:
+            grouped[row.commune_code][row.operator].append(row)
+        grouped["p" + row.province_code][row.operator].append(row)
+    province_of = {c: p for c, p in redo} | {"p" + p: p for p in provinces}
+    scopes = {scope: (province_of[scope], [_stat_row(op, _operator_month(rows, settings.threshold_mbps))
+                                           for op, rows in sorted(by_op.items())])
+              for scope, by_op in grouped.items()}
+    store.save_stats(month, scopes, settings.threshold_mbps, [(c, v) for c, _, v in stale])
+    return len(redo_communes)
+
+
 def monthly_report(store: CollectorStore, settings: CollectorSettings, month: str, province: str,
                    now: dt.datetime, only_commune: str | None = None) -> MonthReport:
-    """Every commune of the province (those with no sample too), for one local month."""
-    name = communes.province_name(province)
-    if name is None:
-        raise ValueError(f"{province!r} is not a province code in vietnam-provinces")
-    province = communes.normalise_code(province)
-    units = communes.communes_of(province)
+    """Every commune of the province (those with no sample too), for one local month; province "all" gives
+    the whole country (its operator figures are per province only)."""
+    if province == "all":
+        name, code, units = "Việt Nam", None, communes.all_communes()
+    else:
+        name = communes.province_name(province)
+        if name is None:
+            raise ValueError(f"{province!r} is not a province code in vietnam-provinces")
+        code = communes.normalise_code(province)
+        units = communes.communes_of(code)
     if only_commune is not None:
         units = [c for c in units if c.code == only_commune]
-    by_commune: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    by_operator: dict[str, list[Any]] = defaultdict(list)
-    for row in store.month_rows(month, province=province,
-                                commune_codes=[only_commune] if only_commune else None):
-        by_commune[row.commune_code][row.operator].append(row)
-        by_operator[row.operator].append(row)
+    refresh_month(store, settings, month, code)
+    by_scope: dict[str, dict[str, OperatorMonth]] = defaultdict(dict)
+    for row in store.stats(month, code):
+        by_scope[row.scope][row.operator] = _from_stat(row)
     share = elapsed_share(month, settings.timezone, now)
     targets = commune_targets(store)
     out = []
     for unit in units:
-        operators = {op: _operator_month(rows, settings.threshold_mbps)
-                     for op, rows in sorted(by_commune.get(unit.code, {}).items())}
+        operators = dict(sorted(by_scope.get(unit.code, {}).items()))
         samples = sum(o.samples for o in operators.values())
         failed = sum(o.failed for o in operators.values())
         target = targets.get(unit.code, settings.target)
@@ -131,5 +169,8 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         status = "no_data" if samples + failed == 0 else ("on_track" if projected >= target else "behind")
         out.append(CommuneMonth(unit.code, unit.name, samples, failed, target,
                                 round(100 * samples / target, 1), projected, status, operators))
-    operators = {op: _operator_month(rows, settings.threshold_mbps) for op, rows in sorted(by_operator.items())}
-    return MonthReport(month, province, name, settings.threshold_mbps, out, operators)
+    if only_commune is not None:
+        operators = out[0].operators if out else {}
+    else:
+        operators = dict(sorted(by_scope.get("p" + code, {}).items())) if code else {}
+    return MonthReport(month, province if code is None else code, name, settings.threshold_mbps, out, operators)

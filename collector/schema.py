@@ -81,6 +81,30 @@ commune_targets = sa.Table(
     sa.Column("target", sa.Integer, nullable=False),
 )
 
+# Cached monthly figures per commune (scope = commune code) and per province (scope = "p" + code),
+# recomputed from the measurements whenever a batch touches that month and commune (stale_months).
+STAT_COLUMNS = ("samples", "failed", "down_p10", "down_p50", "down_p90", "up_p10", "up_p50", "up_p90",
+                "lat_p10", "lat_p50", "lat_p90", "share_above")
+month_stats = sa.Table(
+    "month_stats", metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("operator", sa.String(64), primary_key=True),
+    sa.Column("province_code", sa.String(4), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    *(sa.Column(name, sa.Integer if name in ("samples", "failed") else sa.Float, nullable=name in STAT_COLUMNS[2:])
+      for name in STAT_COLUMNS),
+)
+sa.Index("month_stats_province", month_stats.c.month, month_stats.c.province_code)
+
+stale_months = sa.Table(
+    "stale_months", metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("commune_code", sa.String(10), primary_key=True),
+    sa.Column("province_code", sa.String(4), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
 # version -> statements that take a database from version-1 to version; a new database gets
 # create_all of the current tables. Each statement is valid on SQLite and on PostgreSQL.
 MIGRATIONS: dict[int, list[str]] = {
@@ -90,6 +114,18 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE rate_windows (device_id VARCHAR(64) NOT NULL, window_start BIGINT NOT NULL,"
         " count INTEGER NOT NULL, PRIMARY KEY (device_id, window_start))",
         "CREATE TABLE commune_targets (commune_code VARCHAR(10) NOT NULL PRIMARY KEY, target INTEGER NOT NULL)",
+        "CREATE TABLE month_stats (month VARCHAR(7) NOT NULL, scope VARCHAR(16) NOT NULL,"
+        " operator VARCHAR(64) NOT NULL, province_code VARCHAR(4) NOT NULL, threshold FLOAT NOT NULL,"
+        " samples INTEGER NOT NULL, failed INTEGER NOT NULL, down_p10 FLOAT, down_p50 FLOAT, down_p90 FLOAT,"
+        " up_p10 FLOAT, up_p50 FLOAT,"
+        " up_p90 FLOAT, lat_p10 FLOAT, lat_p50 FLOAT, lat_p90 FLOAT, share_above FLOAT,"
+        " PRIMARY KEY (month, scope, operator))",
+        "CREATE INDEX month_stats_province ON month_stats (month, province_code)",
+        "CREATE TABLE stale_months (month VARCHAR(7) NOT NULL, commune_code VARCHAR(10) NOT NULL,"
+        " province_code VARCHAR(4) NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (month, commune_code))",
+        # every month already stored must be computed once
+        "INSERT INTO stale_months (month, commune_code, province_code, version)"
+        " SELECT DISTINCT month, commune_code, province_code, 1 FROM measurements",
     ],
 }
 

@@ -15,7 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from xaprobe.collector import schema
-from xaprobe.collector.schema import admins, commune_targets, devices, measurements, rate_windows
+from xaprobe.collector.schema import (
+    STAT_COLUMNS,
+    admins,
+    commune_targets,
+    devices,
+    measurements,
+    month_stats,
+    rate_windows,
+    stale_months,
+)
 
 TOKEN_PREFIX = "xap_"
 
@@ -204,7 +213,62 @@ class CollectorStore:
         with self.engine.begin() as conn:
             inserted = {r[0] for r in conn.execute(statement, rows)}
             conn.execute(devices.update().where(devices.c.id == device_id).values(last_seen_at=now))
+            touched = {(r["month"], r["commune_code"], r["province_code"]) for r in rows if r["id"] in inserted}
+            if touched:
+                self._mark_stale(conn, touched)
         return inserted
+
+    def _mark_stale(self, conn: sa.Connection, touched: set[tuple[str, str, str]]) -> None:
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(stale_months)
+        statement = insert.on_conflict_do_update(index_elements=["month", "commune_code"],
+                                                 set_={"version": stale_months.c.version + 1})
+        conn.execute(statement, [{"month": m, "commune_code": c, "province_code": p, "version": 1}
+                                 for m, c, p in sorted(touched)])
+
+    def stale_communes(self, month: str, province: str | None) -> list[tuple[str, str, int]]:
+        """(commune, province, version) of the month whose cached figures are out of date."""
+        query = sa.select(stale_months.c.commune_code, stale_months.c.province_code, stale_months.c.version
+                          ).where(stale_months.c.month == month)
+        if province is not None:
+            query = query.where(stale_months.c.province_code == province)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(query)]
+
+    def stale_by_threshold(self, month: str, province: str | None, threshold: float) -> set[tuple[str, str]]:
+        """(commune, province) whose cached figures were made with another download threshold."""
+        c = month_stats.c
+        query = sa.select(c.scope, c.province_code).where((c.month == month) & (c.threshold != threshold)
+                                                          & ~c.scope.startswith("p")).distinct()
+        if province is not None:
+            query = query.where(c.province_code == province)
+        with self.engine.connect() as conn:
+            return {(r[0], r[1]) for r in conn.execute(query)}
+
+    def save_stats(self, month: str, scopes: dict[str, tuple[str, list[dict[str, Any]]]], threshold: float,
+                   done: list[tuple[str, int]]) -> None:
+        """Replace the cached figures of each scope (scope -> (province, rows)); clear the markers done
+        (a marker whose version moved on meanwhile stays: a batch arrived while this was computed)."""
+        with self.engine.begin() as conn:
+            for scope, (province, rows) in scopes.items():
+                conn.execute(month_stats.delete().where((month_stats.c.month == month)
+                                                        & (month_stats.c.scope == scope)))
+                if rows:
+                    conn.execute(month_stats.insert(), [{"month": month, "scope": scope, "province_code": province,
+                                                         "threshold": threshold, **row} for row in rows])
+            for commune, version in done:
+                conn.execute(stale_months.delete().where(
+                    (stale_months.c.month == month) & (stale_months.c.commune_code == commune)
+                    & (stale_months.c.version == version)))
+
+    def stats(self, month: str, province: str | None) -> list[Any]:
+        """Cached figures of the month: (scope, operator, province_code, samples, failed, ...) rows."""
+        c = month_stats.c
+        query = sa.select(c.scope, c.operator, c.province_code, *(c[name] for name in STAT_COLUMNS)
+                          ).where(c.month == month)
+        if province is not None:
+            query = query.where(c.province_code == province)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
 
     def last_sample_by_device(self) -> dict[str, dt.datetime]:
         """When each device's latest measurement started."""
@@ -226,13 +290,15 @@ class CollectorStore:
             return conn.execute(query).scalar_one()
 
     def month_rows(self, month: str, commune_codes: Iterable[str] | None = None,
-                   province: str | None = None) -> list[Any]:
-        """Return (commune_code, operator, status, download, upload, latency, started_at) rows of a month."""
+                   province: str | Iterable[str] | None = None) -> list[Any]:
+        """Return (commune_code, province_code, operator, status, download, upload, latency, started_at) rows."""
         c = measurements.c
-        query = sa.select(c.commune_code, c.operator, c.status, c.download_mbps, c.upload_mbps,
+        query = sa.select(c.commune_code, c.province_code, c.operator, c.status, c.download_mbps, c.upload_mbps,
                           c.latency_ms, c.started_at).where(c.month == month)
-        if province is not None:
+        if isinstance(province, str):
             query = query.where(c.province_code == province)
+        elif province is not None:
+            query = query.where(c.province_code.in_(list(province)))
         if commune_codes is not None:
             query = query.where(c.commune_code.in_(list(commune_codes)))
         with self.engine.connect() as conn:

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from conftest import REPO, free_port, make_measurement
 
 from xaprobe.collector import schema
+from xaprobe.collector.reports import monthly_report
+from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore, hash_token, open_engine
 from xaprobe.months import utc_now
 from xaprobe.wire import to_wire
@@ -51,6 +53,9 @@ def test_a_database_of_the_previous_schema_is_upgraded_without_loss(db_url):
         rows = conn.execute(sa.select(schema.measurements.c.download_mbps, schema.measurements.c.capped)).all()
     assert sorted(r[0] for r in rows) == [10.0 + i for i in range(30)] and not any(r[1] for r in rows)
     assert store.device_for_token("xap_old", now).id == "old-probe"
+    report = monthly_report(store, CollectorSettings(), "2026-11", "42", now)
+    camxuyen = next(c for c in report.communes if c.code == "18673")
+    assert camxuyen.samples == 30 and camxuyen.operators["Viettel"].download_mbps.median == 24.5
     store.set_commune_target("18673", 500)
     assert store.commune_targets() == {"18673": 500}
     store.engine.dispose()

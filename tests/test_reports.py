@@ -118,3 +118,28 @@ def test_device_cli(db_url, tmp_path):
     listed = json.loads(cli("device", "list", "--json").stdout)
     assert [d["id"] for d in listed] == ["ubnd-xa-cam-xuyen"] and listed[0]["commune_name"] == "Xã Cẩm Xuyên"
     assert "token" not in listed[0]
+
+
+def test_cached_figures_follow_late_arrivals_and_threshold(collector):
+    import dataclasses
+
+    from xaprobe.collector.reports import monthly_report
+    from xaprobe.collector.settings import CollectorSettings
+
+    token = collector.enrol("p1", "18673")
+    nov = dt.datetime(2026, 11, 5, tzinfo=UTC)
+    send(collector, token, [make_measurement(device_id="p1", started_at=nov, download_mbps=d) for d in (5, 15, 25)])
+    settings = CollectorSettings(threshold_mbps=10)
+    now = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    first = next(c for c in monthly_report(collector.store, settings, "2026-11", "42", now).communes
+                 if c.code == "18673")
+    assert first.samples == 3 and first.operators["Viettel"].share_above_threshold == round(2 / 3, 4)
+    send(collector, token, [make_measurement(device_id="p1", started_at=nov, download_mbps=35)])  # late arrival
+    again = monthly_report(collector.store, settings, "2026-11", "42", now)
+    row = next(c for c in again.communes if c.code == "18673")
+    assert row.samples == 4 and row.operators["Viettel"].download_mbps.median == 20.0
+    assert again.operators["Viettel"].samples == 4  # the province's figures follow too
+    stricter = monthly_report(collector.store, dataclasses.replace(settings, threshold_mbps=30), "2026-11", "42", now)
+    assert next(c for c in stricter.communes if c.code == "18673").operators["Viettel"].share_above_threshold == 0.25
+    nation = monthly_report(collector.store, settings, "2026-11", "all", now)
+    assert len(nation.communes) == 3321 and sum(c.samples for c in nation.communes) == 4
