@@ -249,16 +249,19 @@ class CollectorStore:
         """Replace the cached figures of each scope (scope -> (province, rows)); clear the markers done
         (a marker whose version moved on meanwhile stays: a batch arrived while this was computed)."""
         with self.engine.begin() as conn:
-            for scope, (province, rows) in scopes.items():
+            names = list(scopes)
+            for i in range(0, len(names), 500):  # a bounded IN list per statement
                 conn.execute(month_stats.delete().where((month_stats.c.month == month)
-                                                        & (month_stats.c.scope == scope)))
-                if rows:
-                    conn.execute(month_stats.insert(), [{"month": month, "scope": scope, "province_code": province,
-                                                         "threshold": threshold, **row} for row in rows])
-            for commune, version in done:
+                                                        & month_stats.c.scope.in_(names[i:i + 500])))
+            rows = [{"month": month, "scope": scope, "province_code": province, "threshold": threshold, **row}
+                    for scope, (province, scope_rows) in scopes.items() for row in scope_rows]
+            if rows:
+                conn.execute(month_stats.insert(), rows)
+            if done:
                 conn.execute(stale_months.delete().where(
-                    (stale_months.c.month == month) & (stale_months.c.commune_code == commune)
-                    & (stale_months.c.version == version)))
+                    (stale_months.c.month == month) & (stale_months.c.commune_code == sa.bindparam("commune"))
+                    & (stale_months.c.version == sa.bindparam("seen"))),
+                    [{"commune": commune, "seen": version} for commune, version in done])
 
     def stats(self, month: str, province: str | None) -> list[Any]:
         """Cached figures of the month: (scope, operator, province_code, samples, failed, ...) rows."""
