@@ -113,7 +113,7 @@ def cmd_upload(args) -> int:
                              config.upload.batch_size)
     left = store.backlog().pending
     if outcome.token_refused:
-        store.set_state("token_refused", "1")
+        store.set_state("token_refused", config.token.fingerprint())  # this token; a new one is tried again
     elif outcome.error is None:
         store.set_state("token_refused", "")
     if args.json:

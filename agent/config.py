@@ -151,7 +151,7 @@ def _commune(r: TableReader) -> str:
     except ValueError:
         r.fail("commune_code", f'must be a numeric commune code, got "{raw}"')
         return str(raw)
-    if communes.available() and communes.commune(code) is None:
+    if communes.is_commune_code(code) is False:
         r.fail("commune_code", f"{code} is not a commune in vietnam-provinces")
     return code
 

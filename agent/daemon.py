@@ -68,7 +68,8 @@ class Probe:
                  clock: Callable[[], dt.datetime] = utc_now, rng: random.Random | None = None):
         self.config, self.store, self.session, self.clock = config, store, session, clock
         self.rng = rng or random.Random()
-        self.health = Health(token_refused=store.get_state("token_refused") == "1")
+        refused = store.get_state("token_refused")
+        self.health = Health(token_refused=bool(refused) and refused == config.token.fingerprint())
         self.target = Target(config.collector_url, config.token, config.upload.timeout_s) \
             if config.collector_url else None
 
@@ -111,7 +112,7 @@ class Probe:
             outcome = upload_batch(self.store, self.session, self.target, self.config.upload.batch_size)
             if outcome.token_refused:
                 self.health.token_refused = True
-                self.store.set_state("token_refused", "1")
+                self.store.set_state("token_refused", self.config.token.fingerprint())
             if outcome.error:
                 self.health.upload_attempt += 1
                 delay = full_jitter_delay(self.health.upload_attempt, self.config.upload.backoff_base_s,

@@ -39,7 +39,8 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
         else None,
         "last_upload_at": store.get_state("last_upload_at"),
         "last_upload_error": store.get_state("last_upload_error"),
-        "token_refused": store.get_state("token_refused") == "1",
+        "token_refused": bool(store.get_state("token_refused"))
+        and store.get_state("token_refused") == config.token.fingerprint(),
         "clock_synced": context.clock_synced(),
         "events": store.events()[-5:],
     }

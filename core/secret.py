@@ -14,6 +14,12 @@ class Secret:
     def reveal(self) -> str:
         return self._value
 
+    def fingerprint(self) -> str:
+        """A short one-way digest: enough to tell tokens apart, useless to anyone who reads it."""
+        import hashlib
+
+        return hashlib.sha256(self._value.encode()).hexdigest()[:16] if self._value else ""
+
     def __bool__(self) -> bool:
         return bool(self._value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import random
@@ -84,10 +85,20 @@ def test_refused_token_stops_uploads(sqlite_collector, tmp_path):
     probe = probe_for(sqlite_collector, "xap_not_a_token", tmp_path)
     probe.store.add(make_measurement(device_id="probe-1"))
     probe.upload_if_due()
-    assert probe.health.token_refused and probe.store.get_state("token_refused") == "1"
+    assert probe.health.token_refused
     probe.health.next_upload_at = None
     probe.upload_if_due()  # nothing is sent any more until the token is fixed
     assert probe.store.backlog().pending == 1
+    from xaprobe.agent.status import probe_status
+
+    assert probe_status(probe.config, probe.store)["token_refused"] is True
+    restarted = Probe(probe.config, probe.store, requests.Session(), clock=lambda: NOW)
+    assert restarted.health.token_refused  # a restart does not forget it
+    fixed = dataclasses.replace(probe.config, token=Secret(sqlite_collector.enrol()))
+    renewed = Probe(fixed, probe.store, requests.Session(), clock=lambda: NOW)
+    assert not renewed.health.token_refused and probe_status(fixed, probe.store)["token_refused"] is False
+    renewed.upload_if_due()  # the new token from the collector staff: uploads resume
+    assert probe.store.backlog().pending == 0
 
 
 def test_heartbeat_settings_steer_the_probe(sqlite_collector, tmp_path):
