@@ -72,7 +72,8 @@ def main() -> int:
             proc.wait(timeout=60)
     result = {"minutes": round(wall / 60, 2), "rss_mb": round(peak, 1), "cpu_seconds": round(used, 3),
               "cpu_percent_of_a_core": round(100 * used / wall, 3)}
-    result["goals"] = {"rss_under_40mb": result["rss_mb"] < 40, "cpu_under_half_percent": result["cpu_percent_of_a_core"] < 0.5}
+    result["goals"] = {"rss_under_40mb": result["rss_mb"] < 40,
+                       "cpu_under_half_percent": result["cpu_percent_of_a_core"] < 0.5}
     print(json.dumps(result))
     return 0
 
