@@ -81,6 +81,40 @@ def parse_mmcli_modem(modem: dict, signal: dict | None, location: dict | None = 
                  signal_percent=_number(quality))
 
 
+def parse_wifi(iw_link: str, proc_wireless: str, interface: str) -> Radio | None:
+    """Read the SSID from `iw dev IF link` and the signal from /proc/net/wireless; None when not associated."""
+    ssid = signal = None
+    for line in iw_link.splitlines():
+        line = line.strip()
+        if line.startswith("SSID:"):
+            ssid = line[5:].strip() or None
+        elif line.startswith("signal:"):
+            signal = _number(line.split()[1])
+    for line in proc_wireless.splitlines():
+        name, _, rest = line.partition(":")
+        if name.strip() == interface and signal is None:
+            fields = rest.split()
+            signal = _number(fields[2].rstrip(".")) if len(fields) > 2 else None
+    if ssid is None and signal is None:
+        return None
+    return Radio(technology="wifi", ssid=ssid, rssi_dbm=signal)
+
+
+def wifi_radio(interface: str) -> Radio | None:
+    """The Wi-Fi network and signal of an interface (iw and /proc/net/wireless), None if unknown."""
+    try:
+        proc = Path("/proc/net/wireless").read_text()
+    except OSError:
+        proc = ""
+    iw = ""
+    if shutil.which("iw"):
+        try:
+            iw = subprocess.run(["iw", "dev", interface, "link"], capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return parse_wifi(iw, proc, interface)
+
+
 def _mmcli(*args: str) -> dict | None:
     try:
         done = subprocess.run(["mmcli", "-J", *args], capture_output=True, text=True, timeout=10, check=False)

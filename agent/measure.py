@@ -26,7 +26,8 @@ def _interface_exists(name: str) -> bool:
 def link_context(link: LinkConfig) -> Link:
     """Describe the link as the wire format does, reading sysfs and ModemManager where they answer."""
     access = context.access_type(link.interface) if link.access == "auto" else link.access
-    radio = context.cellular_radio(link.interface) if access == "cellular" else None
+    radio = context.cellular_radio(link.interface) if access == "cellular" else \
+        context.wifi_radio(link.interface) if access == "wifi" else None
     operator = link.operator or (radio.operator if radio and radio.operator else "")
     return Link(name=link.name, interface=link.interface, access=access, operator=operator, radio=radio)
 

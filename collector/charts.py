@@ -36,3 +36,11 @@ def daily_samples(title: str, days: list[int], per_operator: dict[str, list[int]
     for op, counts in per_operator.items():
         chart.add(op, counts)
     return chart.render(is_unicode=True)
+
+
+def operator_spread(title: str, values: dict[str, list[float]]) -> str:
+    """A box per operator: quartiles of its samples, whiskers at the lowest and highest."""
+    chart = pygal.Box(_config(title))
+    for op, vals in values.items():
+        chart.add(op, vals)
+    return chart.render(is_unicode=True)

@@ -134,6 +134,22 @@ def cmd_device_rotate(args) -> int:
     return 0
 
 
+def cmd_device_set(args) -> int:
+    from xaprobe.collector.store import StoreError
+
+    _, store = _open(args)
+    if args.target is not None and args.target < 1:
+        raise UserError("--target must be a positive number of samples")
+    pause = True if args.pause else False if args.resume else None
+    try:
+        settings = store.steer_device(args.device_id, pause, args.target)
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    print(f"{args.device_id}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+          + (f", target {args.target}" if args.target else "") + " (the probe takes it at its next heartbeat)")
+    return 0
+
+
 def cmd_admin_add(args) -> int:
     _, store = _open(args)
     token = store.add_admin(args.name, utc_now())
@@ -199,15 +215,20 @@ def cmd_target(args) -> int:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from xaprobe.collector.app import create_app
+    from xaprobe.collector import asgi
 
-    settings, store = _open(args)
+    settings, store = _open(args)  # checks the settings and migrates the database once, up front
+    store.engine.dispose()
     if args.province:
         if communes.province_name(args.province) is None:
             raise UserError(f"--province: {args.province} is not a province code in vietnam-provinces")
-        settings = dataclasses.replace(settings, province=communes.normalise_code(args.province))
-    uvicorn.run(create_app(store, settings), host=args.host, port=args.port, log_level="info",
-                proxy_headers=True)
+        os.environ[asgi.PROVINCE_ENV] = communes.normalise_code(args.province)
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    os.environ[asgi.CONFIG_ENV] = str(Path(args.config).resolve()) if args.config else ""
+    os.environ[asgi.DB_ENV] = settings.db_url
+    uvicorn.run("xaprobe.collector.asgi:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info", proxy_headers=True)
     return 0
 
 
@@ -232,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--province", help="the province the dashboard opens on (code)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes (the collector keeps no state "
+                   "of its own, so they share the database; about one per core)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("speedtest-server", help="serve only the speed-test endpoints, with no database")
@@ -256,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = dev.add_parser("revoke", help="refuse a probe's token from its next request on")
     s.add_argument("device_id")
     s.set_defaults(func=cmd_device_revoke)
+    s = dev.add_parser("set", help="steer a probe from the centre: pause it, resume it, change its target")
+    s.add_argument("device_id")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--pause", action="store_true")
+    group.add_argument("--resume", action="store_true")
+    s.add_argument("--target", type=int, metavar="N")
+    s.set_defaults(func=cmd_device_set)
     s = dev.add_parser("rotate", help="give a probe a new token; the old one stays valid for a while")
     s.add_argument("device_id")
     s.add_argument("--grace-days", type=int, default=90)

@@ -119,20 +119,24 @@ def commune_page(request: Request, code: str, month: str | None = Query(None, pa
     per_day: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     from zoneinfo import ZoneInfo
     zone = ZoneInfo(state.settings.timezone)
+    downloads: dict[str, list[float]] = defaultdict(list)
     for r in state.store.month_rows(month, commune_codes=[unit.code]):
+        if r.status == "ok" and r.download_mbps is not None:
+            downloads[r.operator].append(r.download_mbps)
         if r.status == "ok":
             started = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=ZoneInfo("UTC"))
             per_day[r.operator][started.astimezone(zone).day] += 1
     days = list(range(1, 32))
     t = labels(lang)
     daily = charts.daily_samples(t["per_day"], days, {op: [d.get(day, 0) for day in days]
-                                                     for op, d in per_day.items()}) if per_day else ""
+                                                     for op, d in sorted(per_day.items())}) if per_day else ""
     bars = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
                                                       for op, o in row.operators.items()}, "Mbit/s") \
         if row.operators else ""
+    spread = charts.operator_spread(t["spread_chart"], dict(sorted(downloads.items()))) if downloads else ""
     devices = [h for h in fleet(state.store, state.clock(), unit.province_code) if h.commune_code == unit.code]
     return _page("commune.html", request, lang, report=report, c=row, daily=daily, bars=bars,
-                 devices=devices)
+                 spread=spread, devices=devices)
 
 
 @router.get("/export/report.{fmt}")

@@ -54,6 +54,7 @@ _LABELS = {
     "version": ("Phiên bản", "Version"),
     "budget": ("Dữ liệu đã dùng", "Data used"),
     "fleet": ("Tình trạng thiết bị đo", "Fleet health"),
+    "spread_chart": ("Phân bố tốc độ tải xuống theo nhà mạng (Mbit/s)", "Download spread by operator (Mbit/s)"),
 }
 
 

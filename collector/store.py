@@ -146,6 +146,21 @@ class CollectorStore:
                 token_hash=hash_token(token), old_token_hash=row.token_hash, old_token_until=now + grace))
         return token
 
+    def steer_device(self, device_id: str, pause: bool | None, target: int | None) -> dict[str, Any]:
+        """Set what the device's next heartbeat answer carries (pause, target); return its settings."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(devices.c.settings).where(devices.c.id == device_id)).first()
+            if row is None:
+                raise StoreError(f"no device {device_id!r} (see `xaprobe-collector device list`)")
+            settings = json.loads(row.settings) if row.settings else {}
+            if pause is not None:
+                settings["pause"] = pause
+            values: dict[str, Any] = {"settings": json.dumps(settings)}
+            if target is not None:
+                values["target"] = target
+            conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
+        return settings
+
     def record_heartbeat(self, device_id: str, body: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         """Keep the device's latest health report; return the settings staff set for it."""
         with self.engine.begin() as conn:

@@ -72,7 +72,7 @@ def test_overview_shows_communes_progress_and_operator_chart(populated, tmp_path
 def test_commune_page_in_english(populated, tmp_path):
     dom = chromium(tmp_path, login_url(populated, "/commune/18673?lang=en"), "--dump-dom")
     assert "Xã Cẩm Xuyên (18673)" in dom and "Samples per day" in dom and 'id="daily-chart"' in dom
-    assert "Operators: median download" in dom
+    assert "Operators: median download" in dom and 'id="spread-chart"' in dom
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-commune.png"
     chromium(tmp_path, login_url(populated, "/commune/18673?lang=en"), f"--screenshot={shot}",

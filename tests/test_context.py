@@ -93,3 +93,13 @@ def test_access_type_from_sysfs(tmp_path):
 
 def test_clock_state_is_read_from_the_kernel():
     assert context.clock_synced() in (True, False)  # adjtimex answers on Linux; None only off Linux
+
+
+def test_wifi_ssid_and_signal():
+    wifi = FIXTURES.parent / "wifi"
+    radio = context.parse_wifi((wifi / "iw-link.txt").read_text(), (wifi / "proc-net-wireless.txt").read_text(),
+                               "wlan0")
+    assert (radio.technology, radio.ssid, radio.rssi_dbm) == ("wifi", "UBND-CamXuyen", -61.0)
+    only_proc = context.parse_wifi("", (wifi / "proc-net-wireless.txt").read_text(), "wlan0")
+    assert only_proc.rssi_dbm == -61.0 and only_proc.ssid is None
+    assert context.parse_wifi("Not connected.\n", "", "wlan0") is None

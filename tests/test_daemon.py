@@ -105,7 +105,15 @@ def test_heartbeat_settings_steer_the_probe(sqlite_collector, tmp_path):
     token = sqlite_collector.enrol(target=450)
     probe = probe_for(sqlite_collector, token, tmp_path)
     probe.heartbeat()
-    assert probe.config.links[0].target == 450
+    assert probe.config.links[0].target == 450 and not probe.health.paused
+    sqlite_collector.store.steer_device("probe-1", pause=True, target=None)
+    probe.heartbeat()
+    assert probe.health.paused
+    probe.test_if_due()  # paused from the centre: no test, though one is due
+    assert list(probe.store.measurements()) == []
+    sqlite_collector.store.steer_device("probe-1", pause=False, target=600)
+    probe.heartbeat()
+    assert not probe.health.paused and probe.config.links[0].target == 600
 
 
 def test_guard_keeps_the_loop_alive(tmp_path):

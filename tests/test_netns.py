@@ -83,3 +83,18 @@ operator = "VNPT"
     status = json.loads(status_out)
     assert [(x["name"], x["samples"], x["target"]) for x in status["links"]] == [("viettel", 1, 300), ("vnpt", 1, 300)]
     assert status["links"][1]["last_result"]["download_mbps"] == results["vnpt"]["download_mbps"]
+
+
+def test_a_link_with_no_service_is_a_failed_measurement_saying_so(tmp_path):
+    with NetLab(4) as lab:
+        url = lab.start_speedtest_server()
+        config = tmp_path / "agent.toml"
+        config.write_text(f'[engines.http]\nserver = "{url}"\nduration_s = 2\ntimeout_s = 3\n'
+                          f'[[links]]\nname = "mobifone"\ninterface = "{lab.client_if}"\noperator = "MobiFone"\n')
+        netlab.sh("ip", "-n", lab.client_ns, "link", "set", lab.client_if, "down")  # the modem lost service
+        out, _, _ = lab.run_client([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "--store",
+                                    str(tmp_path / "p.db"), "measure", "--json"])
+    [m] = [json.loads(line) for line in out.splitlines()]
+    assert m["status"] == "failed" and m["link"]["operator"] == "MobiFone"
+    assert m["error"] == f"no route to {lab.service_ip}:8080 (is the link up? no service?)"
+    assert m["download_mbps"] is None and m["seq"] == 1  # stored: a failed test is data too

@@ -115,8 +115,13 @@ def test_device_cli(db_url, tmp_path):
     assert check.returncode == 0, check.stderr
     bad = cli("device", "add", "--commune", "99999", "--name", "x")
     assert bad.returncode == 1 and "99999 is not a commune in vietnam-provinces" in bad.stderr
+    steered = cli("device", "set", "ubnd-xa-cam-xuyen", "--pause", "--target", "400")
+    assert steered.returncode == 0 and "pause True" in steered.stdout and "target 400" in steered.stdout
+    assert cli("device", "set", "nobody", "--pause").stderr.strip() == \
+        "xaprobe-collector: error: no device 'nobody' (see `xaprobe-collector device list`)"
     listed = json.loads(cli("device", "list", "--json").stdout)
     assert [d["id"] for d in listed] == ["ubnd-xa-cam-xuyen"] and listed[0]["commune_name"] == "Xã Cẩm Xuyên"
+    assert listed[0]["target"] == 400
     assert "token" not in listed[0]
 
 
