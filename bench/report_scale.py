@@ -72,8 +72,12 @@ def mark_all_stale(store: CollectorStore, units: list, months: list[str]) -> Non
     from xaprobe.collector.schema import stale_months
 
     with store.engine.begin() as conn:
-        conn.execute(stale_months.insert(), [{"month": m, "commune_code": u.code, "province_code": u.province_code,
-                                              "version": 1} for m in months for u in units])
+        provinces = {u.province_code for u in units}
+        conn.execute(stale_months.insert(),
+                     [{"month": m, "commune_code": u.code, "province_code": u.province_code, "version": 1}
+                      for m in months for u in units]
+                     + [{"month": m, "commune_code": "p" + p, "province_code": p, "version": 1}
+                        for m in months for p in provinces])
 
 
 def timed(label: str, fn, results: list) -> None:

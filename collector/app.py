@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -18,12 +21,13 @@ from xaprobe.collector.exports import render_report
 from xaprobe.collector.fleet import fleet
 from xaprobe.collector.ingest import ingest
 from xaprobe.collector.metrics import Metrics, MetricsMiddleware
-from xaprobe.collector.reports import monthly_report
+from xaprobe.collector.reports import monthly_report, refresh_recent
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.speedtest_app import speedtest_app
 from xaprobe.collector.store import CollectorStore, Device
 from xaprobe.months import month_of, parse_utc, utc_now
 
+log = logging.getLogger("xaprobe.collector")
 ADMIN_COOKIE = "xaprobe_admin"
 MONTH_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "table": "text/plain; charset=utf-8",
@@ -66,10 +70,29 @@ def bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _refresher(store: CollectorStore, settings: CollectorSettings, clock: Callable[[], dt.datetime],
+               stop: threading.Event) -> None:
+    """Keep the report cache warm, so a report seldom has anything to recompute."""
+    while not stop.wait(settings.refresh_every_s):
+        try:
+            refresh_recent(store, settings, clock())
+        except Exception:  # noqa: BLE001 - the one guard of this job: a report recomputes what is left
+            log.exception("refreshing the report cache failed")
+
+
 def create_app(store: CollectorStore, settings: CollectorSettings,
                clock: Callable[[], dt.datetime] = utc_now) -> FastAPI:
     """Build the collector app over an open store; the clock is passed in so tests can freeze it."""
-    app = FastAPI(title="xaprobe collector", version=__version__,
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):  # noqa: ANN202
+        stop = threading.Event()
+        thread = threading.Thread(target=_refresher, args=(store, settings, clock, stop), daemon=True)
+        thread.start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="xaprobe collector", version=__version__, lifespan=lifespan,
                   description="Ingest of speed-test measurements from commune probes, reports and dashboard.")
     app.state.store, app.state.settings, app.state.clock = store, settings, clock
     metrics = Metrics()

@@ -11,7 +11,7 @@ from typing import Any
 from xaprobe import communes
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
-from xaprobe.months import month_bounds
+from xaprobe.months import month_bounds, month_of
 
 STATUSES = ("behind", "no_data", "on_track")
 
@@ -92,16 +92,6 @@ def _operator_month(rows: list[Any], threshold: float) -> OperatorMonth:
         if downloads else None)
 
 
-def commune_targets(store: CollectorStore) -> dict[str, int]:
-    """A commune's target: the one staff set for it, else the highest set on one of its devices."""
-    targets: dict[str, int] = {}
-    for device in store.devices():
-        if device.target:
-            targets[device.commune_code] = max(targets.get(device.commune_code, 0), device.target)
-    targets.update(store.commune_targets())
-    return targets
-
-
 def _stat_row(operator: str, o: OperatorMonth) -> dict[str, Any]:
     return {"operator": operator, "samples": o.samples, "failed": o.failed,
             "down_p10": o.download_mbps.p10, "down_p50": o.download_mbps.median, "down_p90": o.download_mbps.p90,
@@ -116,27 +106,68 @@ def _from_stat(row: Any) -> OperatorMonth:
                          row.share_above)
 
 
+def _from_aggregate(row: Any) -> OperatorMonth:
+    def spread(values: Any) -> Spread:
+        return Spread(*(None if v is None else round(v, 2) for v in (values or (None, None, None))))
+
+    return OperatorMonth(row.samples, row.failed, spread(row.down), spread(row.up), spread(row.lat),
+                         None if row.share is None else round(row.share, 4))
+
+
+def _compute(store: CollectorStore, settings: CollectorSettings, month: str, commune_codes: list[str],
+             provinces: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Figures per scope: in SQL where the database has percentiles (PostgreSQL), else from the rows."""
+    threshold = settings.threshold_mbps
+    aggregates = store.aggregate_month(month, threshold, commune_codes, provinces)
+    grouped: dict[str, dict[str, OperatorMonth]] = {c: {} for c in commune_codes}
+    grouped.update({"p" + p: {} for p in provinces})
+    if aggregates is not None:
+        for row in aggregates:
+            grouped[row.scope][row.operator] = _from_aggregate(row)
+    else:
+        rows: dict[str, dict[str, list[Any]]] = {scope: defaultdict(list) for scope in grouped}
+        if commune_codes:
+            for row in store.month_rows(month, commune_codes=commune_codes):
+                rows[row.commune_code][row.operator].append(row)
+        if provinces:
+            for row in store.month_rows(month, province=provinces):
+                rows["p" + row.province_code][row.operator].append(row)
+        for scope, by_op in rows.items():
+            grouped[scope] = {op: _operator_month(r, threshold) for op, r in by_op.items()}
+    return {scope: [_stat_row(op, o) for op, o in sorted(ops.items())] for scope, ops in grouped.items()}
+
+
 def refresh_month(store: CollectorStore, settings: CollectorSettings, month: str, province: str | None) -> int:
-    """Recompute the cached figures that batches made stale (and those of another threshold); return how many
-    communes were recomputed. Figures come from the measurements themselves, so late arrivals are counted."""
+    """Recompute the cached figures that batches made stale (or that used another threshold); return how
+    many scopes were recomputed. They come from the measurements themselves, so late arrivals count.
+
+    A province's own figures ("p" scopes) are recomputed for that province's report; the whole country's
+    report recomputes communes only, so a late batch never makes it read every province again."""
     stale = store.stale_communes(month, province)
-    redo = {(c, p) for c, p, _ in stale} | store.stale_by_threshold(month, province, settings.threshold_mbps)
+    redo = {(s, p) for s, p, _ in stale} | store.stale_by_threshold(month, province, settings.threshold_mbps)
+    if province is None:
+        redo = {(s, p) for s, p in redo if not s.startswith("p")}
     if not redo:
         return 0
-    redo_communes = {c for c, _ in redo}
-    provinces = {p for _, p in redo}
-    grouped: dict[str, dict[str, list[Any]]] = {c: defaultdict(list) for c in redo_communes}
-    grouped.update({"p" + p: defaultdict(list) for p in provinces})
-    for row in store.month_rows(month, province=provinces):
-        if row.commune_code in redo_communes:
-            grouped[row.commune_code][row.operator].append(row)
-        grouped["p" + row.province_code][row.operator].append(row)
-    province_of = {c: p for c, p in redo} | {"p" + p: p for p in provinces}
-    scopes = {scope: (province_of[scope], [_stat_row(op, _operator_month(rows, settings.threshold_mbps))
-                                           for op, rows in sorted(by_op.items())])
-              for scope, by_op in grouped.items()}
-    store.save_stats(month, scopes, settings.threshold_mbps, [(c, v) for c, _, v in stale])
-    return len(redo_communes)
+    commune_codes = sorted(s for s, _ in redo if not s.startswith("p"))
+    provinces = sorted(s[1:] for s, _ in redo if s.startswith("p"))
+    figures = _compute(store, settings, month, commune_codes, provinces)
+    province_of = dict(redo)
+    scopes = {scope: (province_of[scope], rows) for scope, rows in figures.items()}
+    store.save_stats(month, scopes, settings.threshold_mbps, [(s, v) for s, p, v in stale if (s, p) in redo])
+    return len(redo)
+
+
+def refresh_recent(store: CollectorStore, settings: CollectorSettings, now: dt.datetime) -> int:
+    """Bring this month's and last month's cached figures up to date (communes, then provinces)."""
+    this = month_of(now, settings.timezone)
+    start, _ = month_bounds(this, settings.timezone)
+    done = 0
+    for month in (month_of(start - dt.timedelta(days=1), settings.timezone), this):
+        done += refresh_month(store, settings, month, None)
+        for province in store.stale_provinces(month):
+            done += refresh_month(store, settings, month, province)
+    return done
 
 
 def monthly_report(store: CollectorStore, settings: CollectorSettings, month: str, province: str,
@@ -158,7 +189,7 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
     for row in store.stats(month, code):
         by_scope[row.scope][row.operator] = _from_stat(row)
     share = elapsed_share(month, settings.timezone, now)
-    targets = commune_targets(store)
+    targets = store.commune_targets()
     out = []
     for unit in units:
         operators = dict(sorted(by_scope.get(unit.code, {}).items()))

@@ -123,9 +123,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX month_stats_province ON month_stats (month, province_code)",
         "CREATE TABLE stale_months (month VARCHAR(7) NOT NULL, commune_code VARCHAR(10) NOT NULL,"
         " province_code VARCHAR(4) NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (month, commune_code))",
-        # every month already stored must be computed once
+        # every month already stored must be computed once, per commune and per province
         "INSERT INTO stale_months (month, commune_code, province_code, version)"
         " SELECT DISTINCT month, commune_code, province_code, 1 FROM measurements",
+        "INSERT INTO stale_months (month, commune_code, province_code, version)"
+        " SELECT DISTINCT month, 'p' || province_code, province_code, 1 FROM measurements",
     ],
 }
 

@@ -36,6 +36,7 @@ class CollectorSettings:
     max_inflated_bytes: int = 16 << 20
     rate_per_minute: int = 120
     language: str = "vi"
+    refresh_every_s: float = 60.0
 
 
 def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSettings:
@@ -59,6 +60,7 @@ def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSett
             clock_tolerance_s=r.number("clock_tolerance_s", settings.clock_tolerance_s),
             rate_per_minute=r.integer("rate_per_minute", settings.rate_per_minute),
             language=r.choice("language", ("vi", "en"), settings.language),
+            refresh_every_s=r.number("refresh_every_s", settings.refresh_every_s, low=1.0, high=86_400.0),
         )
         r.reject_unknown()
         if communes.province_name(settings.province) is None:

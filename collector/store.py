@@ -194,8 +194,13 @@ class CollectorStore:
                 conn.execute(commune_targets.insert().values(commune_code=commune_code, target=target))
 
     def commune_targets(self) -> dict[str, int]:
+        """Targets staff set per commune, else the highest set on one of the commune's devices."""
         with self.engine.connect() as conn:
-            return {r.commune_code: r.target for r in conn.execute(sa.select(commune_targets))}
+            by_device = conn.execute(sa.select(devices.c.commune_code, sa.func.max(devices.c.target))
+                                     .where(devices.c.target.is_not(None)).group_by(devices.c.commune_code))
+            targets = {r[0]: r[1] for r in by_device}
+            targets.update({r.commune_code: r.target for r in conn.execute(sa.select(commune_targets))})
+        return targets
 
     def devices_seen_since(self, since: dt.datetime) -> int:
         with self.engine.connect() as conn:
@@ -228,7 +233,8 @@ class CollectorStore:
         with self.engine.begin() as conn:
             inserted = {r[0] for r in conn.execute(statement, rows)}
             conn.execute(devices.update().where(devices.c.id == device_id).values(last_seen_at=now))
-            touched = {(r["month"], r["commune_code"], r["province_code"]) for r in rows if r["id"] in inserted}
+            touched = {(r["month"], scope, r["province_code"]) for r in rows if r["id"] in inserted
+                       for scope in (r["commune_code"], "p" + r["province_code"])}
             if touched:
                 self._mark_stale(conn, touched)
         return inserted
@@ -249,22 +255,63 @@ class CollectorStore:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(query)]
 
+    def stale_provinces(self, month: str) -> list[str]:
+        """Provinces whose own figures for the month are out of date."""
+        c = stale_months.c
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(c.province_code).where(
+                (c.month == month) & c.commune_code.startswith("p")))]
+
     def stale_by_threshold(self, month: str, province: str | None, threshold: float) -> set[tuple[str, str]]:
         """(commune, province) whose cached figures were made with another download threshold."""
         c = month_stats.c
-        query = sa.select(c.scope, c.province_code).where((c.month == month) & (c.threshold != threshold)
-                                                          & ~c.scope.startswith("p")).distinct()
+        query = sa.select(c.scope, c.province_code).where((c.month == month) & (c.threshold != threshold)).distinct()
         if province is not None:
             query = query.where(c.province_code == province)
         with self.engine.connect() as conn:
             return {(r[0], r[1]) for r in conn.execute(query)}
+
+    def aggregate_month(self, month: str, threshold: float, commune_codes: list[str],
+                        provinces: list[str]) -> list[Any] | None:
+        """Per (scope, operator): samples, failed, [p10, p50, p90] of download/upload/latency and the share
+        at or above threshold, computed by PostgreSQL; None on a database without percentile_cont."""
+        if self.dialect != "postgresql":
+            return None
+        c = measurements.c
+        ok = c.status == "ok"
+
+        def spread(column):  # noqa: ANN001, ANN202
+            return sa.func.percentile_cont(sa.literal([0.1, 0.5, 0.9], sa.ARRAY(sa.Float))).within_group(
+                column).filter(ok)
+
+        def figures(scope):  # noqa: ANN001, ANN202
+            downloads = sa.func.count(c.download_mbps).filter(ok)
+            return [scope.label("scope"), c.operator, sa.func.count().filter(ok).label("samples"),
+                    sa.func.count().filter(c.status != "ok").label("failed"), spread(c.download_mbps).label("down"),
+                    spread(c.upload_mbps).label("up"), spread(c.latency_ms).label("lat"),
+                    (sa.cast(sa.func.count().filter(ok & (c.download_mbps >= threshold)), sa.Float)
+                     / sa.func.nullif(downloads, 0)).label("share")]
+
+        out: list[Any] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(commune_codes), 1000):
+                chunk = commune_codes[i:i + 1000]
+                out += conn.execute(sa.select(*figures(c.commune_code)).where(
+                    (c.month == month) & c.commune_code.in_(chunk)).group_by(c.commune_code, c.operator)).all()
+            if provinces:
+                scope = sa.literal("p") + c.province_code
+                out += conn.execute(sa.select(*figures(scope)).where(
+                    (c.month == month) & c.province_code.in_(provinces)).group_by(c.province_code, c.operator)).all()
+        return out
 
     def save_stats(self, month: str, scopes: dict[str, tuple[str, list[dict[str, Any]]]], threshold: float,
                    done: list[tuple[str, int]]) -> None:
         """Replace the cached figures of each scope (scope -> (province, rows)); clear the markers done
         (a marker whose version moved on meanwhile stays: a batch arrived while this was computed)."""
         with self.engine.begin() as conn:
-            names = list(scopes)
+            if self.dialect == "postgresql":  # one writer of the cache at a time across processes: no deadlocks
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7371)"))
+            names = sorted(scopes)
             for i in range(0, len(names), 500):  # a bounded IN list per statement
                 conn.execute(month_stats.delete().where((month_stats.c.month == month)
                                                         & month_stats.c.scope.in_(names[i:i + 500])))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 import sqlalchemy as sa
 from conftest import REPO, free_port, make_measurement
@@ -143,3 +144,17 @@ def test_two_collector_processes_share_one_postgresql(pg_url, tmp_path):
             proc.terminate()
             proc.wait(timeout=30)
         store.engine.dispose()
+
+
+def test_collector_settings_file(tmp_path):
+    from xaprobe.collector.settings import load_settings
+    from xaprobe.tomlcheck import ConfigError
+
+    settings = load_settings(REPO / "config" / "collector.toml")
+    assert (settings.province, settings.target, settings.refresh_every_s) == ("42", 300, 60.0)
+    bad = tmp_path / "collector.toml"
+    bad.write_text('province = "999"\nthreshold = 5\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(bad)
+    assert info.value.problems == ["threshold: unknown key (did you mean 'threshold_mbps'?)",
+                                   'province: "999" is not a province code in vietnam-provinces']

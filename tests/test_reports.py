@@ -148,3 +148,19 @@ def test_cached_figures_follow_late_arrivals_and_threshold(collector):
     assert next(c for c in stricter.communes if c.code == "18673").operators["Viettel"].share_above_threshold == 0.25
     nation = monthly_report(collector.store, settings, "2026-11", "all", now)
     assert len(nation.communes) == 3321 and sum(c.samples for c in nation.communes) == 4
+
+
+def test_background_refresh_leaves_reports_nothing_to_recompute(collector):
+    from xaprobe.collector.reports import refresh_month, refresh_recent
+    from xaprobe.collector.settings import CollectorSettings
+
+    token = collector.enrol("p1", "18673")
+    now = dt.datetime.now(dt.timezone.utc)
+    send(collector, token, [make_measurement(device_id="p1", started_at=now) for _ in range(3)])
+    settings = CollectorSettings()
+    assert refresh_recent(collector.store, settings, now) == 2  # the commune and its province
+    from xaprobe.months import month_of
+
+    month = month_of(now)
+    assert collector.store.stale_communes(month, None) == []
+    assert refresh_month(collector.store, settings, month, "42") == 0
