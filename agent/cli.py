@@ -13,12 +13,8 @@ from xaprobe import __version__
 from xaprobe.agent.config import AgentConfig, load_config
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.store import Store, StoreError
-from xaprobe.tomlcheck import ConfigError
+from xaprobe.commands import UserError, run_command
 from xaprobe.wire import Location, to_wire
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 1."""
 
 
 def resolve_config(args, required: bool) -> AgentConfig:
@@ -229,14 +225,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.source}: {problem}", file=sys.stderr)
-        return 1
-    except UserError as e:
-        print(f"xaprobe: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command("xaprobe", args)

@@ -12,13 +12,9 @@ import sys
 from pathlib import Path
 
 from xaprobe import __version__, communes
+from xaprobe.commands import UserError, run_command
 from xaprobe.months import month_of, parse_month, utc_now
 from xaprobe.slug import slugify
-from xaprobe.tomlcheck import ConfigError
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 1."""
 
 
 def _open(args):
@@ -323,16 +319,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.source}: {problem}", file=sys.stderr)
-        return 1
-    except ImportError as e:
-        print(f"xaprobe-collector: {e.name} is missing; install the collector with "
-              "pip install 'xaprobe[collector]'", file=sys.stderr)
-        return 1
-    except UserError as e:
-        print(f"xaprobe-collector: error: {e}", file=sys.stderr)
-        return 1
+    return run_command("xaprobe-collector", args)
