@@ -52,7 +52,7 @@ def drop_pg(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def api_rate(db_url: str, probes: int, batches: int, tmp: Path) -> float:
+def api_rate(db_url: str, probes: int, batches: int, tmp: Path, workers: int = 1) -> float:
     store = CollectorStore(open_engine(db_url))
     tokens = [store.add_device(f"bench-{i}", f"Bench {i}", "18673", None, utc_now()) for i in range(probes)]
     store.engine.dispose()
@@ -60,7 +60,8 @@ def api_rate(db_url: str, probes: int, batches: int, tmp: Path) -> float:
     config.write_text("rate_per_minute = 100000\n")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "xaprobe.collector", "--config", str(config), "--db", db_url,
-                             "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "serve", "--port", str(port), "--workers", str(workers)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -116,27 +117,34 @@ def main() -> int:
     p.add_argument("--probes", type=int, default=4)
     p.add_argument("--batches", type=int, default=12, help="batches of 500 per probe")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="collector worker processes to try")
     args = p.parse_args()
     total = args.probes * args.batches * 500
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
-            if backend == "sqlite":
-                api_url, raw_url, cleanup = f"sqlite:///{tmp}/api.db", f"sqlite:///{tmp}/raw.db", []
-            else:
-                (api_url, a), (raw_url, b) = fresh_pg(args.pg), fresh_pg(args.pg)
-                cleanup = [a, b]
+            cleanup: list[str] = []
+
+            def fresh(label: str, backend: str = backend, cleanup: list[str] = cleanup) -> str:
+                if backend == "sqlite":
+                    return f"sqlite:///{tmp}/{label}.db"
+                url, name = fresh_pg(args.pg)
+                cleanup.append(name)
+                return url
+
             try:
-                api = api_rate(api_url, args.probes, args.batches, Path(tmp))
-                raw = raw_rate(raw_url, total)
+                raw = raw_rate(fresh("raw"), total)
+                for workers in args.workers:
+                    api = api_rate(fresh(f"api-{workers}"), args.probes, args.batches, Path(tmp), workers)
+                    rows.append({"backend": backend, "workers": workers, "items": total, "api_per_s": round(api),
+                                 "raw_per_s": round(raw), "ratio": round(api / raw, 3)})
             finally:
                 for name in cleanup:
                     drop_pg(args.pg, name)
-            rows.append({"backend": backend, "items": total, "api_per_s": round(api), "raw_per_s": round(raw),
-                         "ratio": round(api / raw, 3)})
-    print(f"{'backend':<11} {'items':>7} {'API items/s':>12} {'raw items/s':>12} {'ratio':>6}")
+    print(f"{'backend':<11} {'workers':>7} {'items':>7} {'API items/s':>12} {'raw items/s':>12} {'ratio':>6}")
     for r in rows:
-        print(f"{r['backend']:<11} {r['items']:>7} {r['api_per_s']:>12} {r['raw_per_s']:>12} {r['ratio']:>6}")
+        print(f"{r['backend']:<11} {r['workers']:>7} {r['items']:>7} {r['api_per_s']:>12} {r['raw_per_s']:>12} "
+              f"{r['ratio']:>6}")
     print(json.dumps(rows))
     return 0
 
