@@ -67,6 +67,7 @@ measurements = sa.Table(
 sa.Index("measurements_province_month", measurements.c.province_code, measurements.c.month,
          measurements.c.commune_code)
 sa.Index("measurements_device_seq", measurements.c.device_id, measurements.c.seq)
+sa.Index("measurements_month_commune", measurements.c.month, measurements.c.commune_code)
 
 rate_windows = sa.Table(
     "rate_windows", metadata,
@@ -111,6 +112,7 @@ MIGRATIONS: dict[int, list[str]] = {
     2: [
         "ALTER TABLE measurements ADD COLUMN loaded_latency_ms FLOAT",
         "ALTER TABLE measurements ADD COLUMN capped BOOLEAN NOT NULL DEFAULT FALSE",
+        "CREATE INDEX measurements_month_commune ON measurements (month, commune_code)",
         "CREATE TABLE rate_windows (device_id VARCHAR(64) NOT NULL, window_start BIGINT NOT NULL,"
         " count INTEGER NOT NULL, PRIMARY KEY (device_id, window_start))",
         "CREATE TABLE commune_targets (commune_code VARCHAR(10) NOT NULL PRIMARY KEY, target INTEGER NOT NULL)",
