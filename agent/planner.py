@@ -85,7 +85,7 @@ def _cap(link: LinkConfig, remaining: int, used: int) -> tuple[int, bool]:
     """
     if not link.budget_mb:
         return 0, False
-    left = link.budget_mb * 1_000_000 - used
+    left = link.budget_mb * 1_000_000 - used * IP_OVERHEAD  # what the SIM was billed, headers included
     per_test = left / max(remaining, 1) / IP_OVERHEAD - OVERHEAD_BYTES
     if per_test < MIN_TEST_BYTES:
         return 0, True
