@@ -347,6 +347,11 @@ class CollectorStore:
             query = sa.select(measurements.c.id).where(measurements.c.device_id == device_id)
             return [r[0] for r in conn.execute(query)]
 
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def count_measurements(self, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(measurements)
         for column, value in where.items():
