@@ -157,3 +157,14 @@ def test_measure_cli_json_works_without_config(speedtest_server, tmp_path):
                 "error"):
         assert key in m
     assert m["status"] == "ok" and m["device_id"] == "" and m["seq"] == 1
+
+
+def test_a_lagging_count_does_not_inflate_the_rate():
+    # 10 s at 20 Mbit/s; between 1.2 s and 1.9 s a lost segment holds back the in-order count by up
+    # to 300 kB, which then arrives at once: the link never carried more than 20 Mbit/s
+    samples = []
+    for i in range(201):
+        t = i * 0.05
+        lag = 300_000 * min(1.0, (t - 1.2) / 0.3) if 1.2 <= t < 1.9 else 0
+        samples.append((t, int(20e6 / 8 * t - lag)))
+    assert rates.steady_mbps(samples) == pytest.approx(20, rel=0.005)

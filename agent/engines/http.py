@@ -31,6 +31,7 @@ WRITE_SIZE = 128 * 1024
 UPLOAD_BODY = 32 * MIB
 DOWNLOAD_CHUNKS = 100
 SAMPLE_EVERY_S = 0.05
+MAX_SAMPLE_SPREAD_S = 0.002
 PING_EVERY_S = 0.2
 _PAYLOAD = os.urandom(MIB)  # incompressible upload bytes, made once, shared by every stream
 USER_AGENT = f"xaprobe/{__version__}"
@@ -228,7 +229,13 @@ def _transfer(s: _Session, upload: bool, streams: int, duration: float, cap: int
     deadline = start + duration
     while (now := time.perf_counter()) < deadline and not s.stop.is_set():
         time.sleep(min(SAMPLE_EVERY_S, max(0.0, deadline - now)))
-        samples.append((time.perf_counter() - start, meter.total()))
+        before = time.perf_counter()
+        total = meter.total()
+        after = time.perf_counter()
+        # a sample whose reading took long (the sampler was descheduled on a busy board) cannot say
+        # when its bytes were counted: it is left out rather than skew the rate
+        if after - before <= MAX_SAMPLE_SPREAD_S:
+            samples.append(((before + after) / 2 - start, total))
         if not any(t.is_alive() for t in threads):
             break
     done.set()

@@ -3,7 +3,8 @@
 The ramp-up rule: cut the transfer into 0.5 s windows and take the median window rate R. The
 ramp-up ends at the start of the first window that, together with the next one, runs at 90% of R
 or more; it is never shorter than 10% nor longer than 40% of the transfer. The rate is the bytes
-moved after that instant divided by the time after it (each end averaged over half a second).
+moved after that instant divided by the time after it, each end placed where the kernel's count
+lags least (see steady_mbps).
 It leaves out TCP slow start and a rate shaper's initial burst, and still measures most of the
 transfer.
 """
@@ -16,7 +17,7 @@ WINDOW_S = 0.5
 STEADY_SHARE = 0.9
 MIN_RAMP_SHARE = 0.1
 MAX_RAMP_SHARE = 0.4
-ENDPOINT_WINDOW_S = 0.5
+ENDS_SHARE = 0.25
 
 
 def bytes_at(samples: list[tuple[float, int]], t: float) -> float:
@@ -37,8 +38,7 @@ def ramp_end(samples: list[tuple[float, int]]) -> float:
     lo, hi = start + MIN_RAMP_SHARE * length, start + MAX_RAMP_SHARE * length
     if count < 3:
         return lo
-    rates = [(bytes_at(samples, start + (k + 1) * WINDOW_S) - bytes_at(samples, start + k * WINDOW_S))
-             for k in range(count)]
+    rates = window_rates(samples)
     reference = statistics.median(rates)
     for k in range(count - 1):
         if rates[k] >= STEADY_SHARE * reference and rates[k + 1] >= STEADY_SHARE * reference:
@@ -46,27 +46,32 @@ def ramp_end(samples: list[tuple[float, int]]) -> float:
     return hi
 
 
-def _mean_point(samples: list[tuple[float, int]], a: float, b: float) -> tuple[float, float]:
-    """The mean (time, bytes) of the samples within [a, b], or the interpolated point at a if none."""
-    inside = [(t, n) for t, n in samples if a <= t <= b]
-    if not inside:
-        return a, bytes_at(samples, a)
-    return statistics.fmean(t for t, _ in inside), statistics.fmean(n for _, n in inside)
+def window_rates(samples: list[tuple[float, int]]) -> list[float]:
+    """Bytes per second in consecutive 0.5 s windows from the first sample."""
+    start = samples[0][0]
+    count = int((samples[-1][0] - start) / WINDOW_S)
+    return [(bytes_at(samples, start + (k + 1) * WINDOW_S) - bytes_at(samples, start + k * WINDOW_S)) / WINDOW_S
+            for k in range(count)]
 
 
 def steady_mbps(samples: list[tuple[float, int]]) -> float:
     """Return the steady-state rate in Mbit/s of cumulative (time s, bytes) samples.
 
-    Bytes moved after the ramp-up over the time after it; each end is the mean of the samples in a
-    half-second window, because the kernel's counters advance in bursts (GRO, softirq batching) and a
-    single sample at either end would carry that burst into the rate.
+    The kernel counts bytes received in order, so while a lost segment is recovered the count lags
+    behind what the link carried and then jumps: a window that starts in such a lag reads high. Each
+    end of the measured stretch is therefore the sample that lies highest above the steady line (the
+    least lag) within the first and the last quarter of the time after the ramp-up.
     """
     if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
         return 0.0
     t_s, t_e = ramp_end(samples), samples[-1][0]
-    span = min(ENDPOINT_WINDOW_S, (t_e - t_s) / 4)
-    t0, b0 = _mean_point(samples, t_s, t_s + span)
-    t1, b1 = _mean_point(samples, t_e - span, t_e)
+    windows = window_rates(samples)
+    steady = statistics.median(windows) if windows else (samples[-1][1] - samples[0][1]) / (t_e - samples[0][0])
+    quarter = (t_e - t_s) * ENDS_SHARE
+    head = [p for p in samples if t_s <= p[0] <= t_s + quarter] or [(t_s, bytes_at(samples, t_s))]
+    tail = [p for p in samples if p[0] >= t_e - quarter] or [samples[-1]]
+    t0, b0 = max(head, key=lambda p: p[1] - steady * p[0])
+    t1, b1 = max(tail, key=lambda p: p[1] - steady * p[0])
     if t1 <= t0:
         return (samples[-1][1] - bytes_at(samples, t_s)) * 8 / (t_e - t_s) / 1e6
     return (b1 - b0) * 8 / (t1 - t0) / 1e6
