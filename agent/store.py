@@ -53,7 +53,6 @@ class LinkHistory:
     failed: int
     bytes_used: int
     last_started: dt.datetime | None
-    mean_test_bytes: float | None
 
 
 _SCHEMA = """
@@ -258,20 +257,11 @@ class Store:
         """Summarise one link's tests in a local month (samples are successful tests)."""
         start, end = month_bounds(month, tz)
         row = self.db.execute(
-            "SELECT sum(status = 'ok'), sum(status != 'ok'), coalesce(sum(bytes_total), 0), max(started_at),"
-            " avg(CASE WHEN status = 'ok' THEN bytes_total END) "
+            "SELECT sum(status = 'ok'), sum(status != 'ok'), coalesce(sum(bytes_total), 0), max(started_at) "
             "FROM measurements WHERE link = ? AND started_at >= ? AND started_at < ?",
             (link, format_utc(start), format_utc(end))).fetchone()
         return LinkHistory(int(row[0] or 0), int(row[1] or 0), int(row[2]),
-                           parse_utc(row[3]) if row[3] else None, row[4])
-
-    def last_started(self, link: str | None = None) -> dt.datetime | None:
-        """Return the start of the latest test (on one link, or on any)."""
-        if link is None:
-            row = self.db.execute("SELECT max(started_at) FROM measurements").fetchone()
-        else:
-            row = self.db.execute("SELECT max(started_at) FROM measurements WHERE link = ?", (link,)).fetchone()
-        return parse_utc(row[0]) if row[0] else None
+                           parse_utc(row[3]) if row[3] else None)
 
     def last_measurement(self, link: str) -> Measurement | None:
         row = self.db.execute("SELECT body FROM measurements WHERE link = ? ORDER BY started_at DESC LIMIT 1",

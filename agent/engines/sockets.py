@@ -105,7 +105,3 @@ class ByteMeter:
                     break
                 total += counters[self._index]
         return total if self.kernel else self._app
-
-    def live_sockets(self) -> list[socket.socket]:
-        with self._lock:
-            return list(self._live)
