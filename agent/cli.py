@@ -14,6 +14,7 @@ from xaprobe.agent.config import AgentConfig, load_config
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.store import Store, StoreError
 from xaprobe.commands import UserError, run_command
+from xaprobe.months import format_utc, utc_now
 from xaprobe.wire import Location, to_wire
 
 
@@ -112,6 +113,9 @@ def cmd_upload(args) -> int:
         store.set_state("token_refused", config.token.fingerprint())  # this token; a new one is tried again
     elif outcome.error is None:
         store.set_state("token_refused", "")
+    if outcome.error is None and outcome.accepted + outcome.duplicate + outcome.rejected:
+        store.set_state("last_upload_at", format_utc(utc_now()))
+    store.set_state("last_upload_error", outcome.error or "")
     if args.json:
         _print_json({**dataclasses.asdict(outcome), "pending": left})
     else:

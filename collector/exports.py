@@ -61,15 +61,17 @@ def to_xlsx(header: list[str], rows: list[list[Any]], title: str) -> bytes:
 
 def to_table(report: MonthReport, language: str) -> str:
     t = labels(language)
+    columns = [t["samples"], t["failed"], t["target"], "%", t["projected"]]
+    widths = [max(len(c), 6) for c in columns]
     lines = [f'{report.province_name} ({report.province}) · {t["month"]} {report.month}', ""]
-    head = f'{t["code"]:>6}  {t["commune"]:<28} {t["samples"]:>8} {t["failed"]:>7} {t["target"]:>8} ' \
-           f'{"%":>6} {t["projected"]:>10}  {t["download"]} {t["median"]}'
-    lines.append(head)
+    lines.append(f'{t["code"]:>6}  {t["commune"]:<28} ' + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths))
+                 + f'  {t["download"]} {t["median"]}')
     for c in report.communes:
         medians = ", ".join(f"{op} {o.download_mbps.median}" for op, o in c.operators.items()
                             if o.download_mbps.median is not None)
-        lines.append(f"{c.code:>6}  {c.name[:28]:<28} {c.samples:>8} {c.failed:>7} {c.target:>8} "
-                     f"{c.percent:>6} {c.projected:>10}  {medians or '-'}")
+        values = [c.samples, c.failed, c.target, c.percent, c.projected]
+        lines.append(f"{c.code:>6}  {c.name[:28]:<28} " + " ".join(f"{v:>{w}}" for v, w in zip(values, widths))
+                     + f"  {medians or '-'}")
     return "\n".join(lines) + "\n"
 
 

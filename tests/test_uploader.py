@@ -90,6 +90,9 @@ def test_upload_cli_exit_codes(sqlite_collector, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "accepted 3, duplicate 0, rejected 0; 0 still pending"
+    status = json.loads(subprocess.run([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "status",
+                                        "--json"], capture_output=True, text=True, timeout=60).stdout)
+    assert status["last_upload_at"] and status["uploaded"] == 3 and status["last_upload_error"] == ""
     config.write_text(config.read_text().replace(sqlite_collector.base, "http://127.0.0.1:9"))
     s = Store.open(tmp_path / "probe.db")
     s.add(make_measurement())
