@@ -23,10 +23,10 @@ import requests
 import schedule
 
 from xaprobe import __version__
-from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig
 from xaprobe.agent.measure import measure
 from xaprobe.agent.planner import close_slot, next_due
+from xaprobe.agent.status import probe_status
 from xaprobe.agent.store import Store, StoreFull
 from xaprobe.months import format_utc, utc_now
 from xaprobe.uploader.upload import Target, full_jitter_delay, send_heartbeat, upload_batch
@@ -128,25 +128,21 @@ class Probe:
             self.store.set_state("last_upload_error", "")
 
     def heartbeat_body(self) -> dict[str, Any]:
+        """The probe's status (as `xaprobe status --json` has it) plus what only the daemon knows."""
         now = self.clock()
-        backlog = self.store.backlog()
-        from xaprobe.agent.planner import link_plan
-
-        plans = [link_plan(self.store, link, self.config, now) for link in self.config.links]
+        status = probe_status(self.config, self.store, now)
         try:
             disk_free = shutil.disk_usage(self.config.store.parent).free
         except OSError:
             disk_free = None
         return {
             "device_id": self.config.device_id, "version": __version__, "sent_at": format_utc(now),
-            "backlog": backlog.pending, "rejected": backlog.rejected,
-            "oldest_pending_age_s": round((now - backlog.oldest_pending).total_seconds())
-            if backlog.oldest_pending else None,
+            "backlog": status["pending"], "rejected": status["rejected"],
+            "oldest_pending_age_s": status["oldest_pending_age_s"],
             "disk_free_bytes": disk_free, "disk_full": self.health.disk_full,
-            "clock_synced": context.clock_synced(), "last_error": self.health.last_error,
-            "links": [{"name": p.link, "samples": p.samples, "failed": p.failed, "target": p.target,
-                       "bytes_used": p.bytes_used, "budget_mb": link.budget_mb or None,
-                       "budget_spent": p.budget_spent} for p, link in zip(plans, self.config.links)],
+            "clock_synced": status["clock_synced"], "last_error": self.health.last_error,
+            "links": [{k: link[k] for k in ("name", "samples", "failed", "target", "bytes_used", "budget_mb",
+                                             "budget_spent")} for link in status["links"]],
             "events": self.store.events(unreported_only=True),
         }
 

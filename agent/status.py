@@ -25,7 +25,8 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
             "name": link.name, "interface": link.interface, "operator": link.operator,
             "samples": plan.samples, "failed": plan.failed, "target": link.target,
             "on_track": plan.on_track, "next_test_at": format_utc(plan.next_at) if plan.next_at else None,
-            "budget_mb": link.budget_mb or None, "used_mb": round(plan.bytes_used / 1e6, 1),
+            "budget_mb": link.budget_mb or None, "bytes_used": plan.bytes_used,
+            "used_mb": round(plan.bytes_used / 1e6, 1),
             "budget_spent": plan.budget_spent, "cap_mb": round(plan.cap_bytes / 1e6, 1) if plan.cap_bytes else None,
             "last_result": None if last is None else {
                 "started_at": format_utc(last.started_at), "status": last.status,
