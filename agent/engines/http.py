@@ -121,9 +121,9 @@ class _Session:
             conns, self._conns = self._conns, []
         for conn in conns:
             if conn.sock is not None:
-                for meter in meters:
-                    meter.detach(conn.sock)
                 counters = tcp_counters(conn.sock)
+                for meter in meters:
+                    meter.detach(conn.sock, counters)
                 if counters:
                     self.bytes_up += counters[0]
                     self.bytes_down += counters[1]
@@ -131,14 +131,24 @@ class _Session:
             conn.close()
 
 
-def _get(conn: http.client.HTTPConnection, path: str) -> bytes:
-    conn.request("GET", f"{path}?r={random.random()}", headers={"User-Agent": USER_AGENT,
-                                                               "Cache-Control": "no-cache"})
-    resp = conn.getresponse()
-    body = resp.read()
+_HEADERS = {"User-Agent": USER_AGENT, "Cache-Control": "no-cache"}
+
+
+def _require_ok(resp: http.client.HTTPResponse, path: str) -> None:
     if resp.status != 200:
         raise EngineError(f"server answered {resp.status} {resp.reason} for {path}")
-    return body
+
+
+def _open_get(conn: http.client.HTTPConnection, path: str, query: str = "") -> http.client.HTTPResponse:
+    """Send a GET (never cached on the way) and return its response once the status is 200."""
+    conn.request("GET", f"{path}?{query}r={random.random()}", headers=_HEADERS)
+    resp = conn.getresponse()
+    _require_ok(resp, path)
+    return resp
+
+
+def _get(conn: http.client.HTTPConnection, path: str) -> bytes:
+    return _open_get(conn, path).read()
 
 
 def _ping(conn: http.client.HTTPConnection, path: str) -> float:
@@ -154,11 +164,7 @@ def _download_stream(s: _Session, meter: ByteMeter, budget: _Budget) -> None:
             chunks = budget.claim(DOWNLOAD_CHUNKS * MIB, MIB) // MIB
             if not chunks:
                 return
-            conn.request("GET", f"{s.ep.garbage}?ckSize={chunks}&r={random.random()}",
-                         headers={"User-Agent": USER_AGENT, "Cache-Control": "no-cache"})
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise EngineError(f"server answered {resp.status} {resp.reason} for {s.ep.garbage}")
+            resp = _open_get(conn, s.ep.garbage, f"ckSize={chunks}&")
             while not s.stop.is_set() and not resp.isclosed():
                 data = resp.read1(READ_SIZE)
                 if not data:
@@ -194,8 +200,7 @@ def _upload_stream(s: _Session, meter: ByteMeter, budget: _Budget) -> None:
                 return
             resp = conn.getresponse()
             resp.read()
-            if resp.status != 200:
-                raise EngineError(f"server answered {resp.status} {resp.reason} for {s.ep.empty}")
+            _require_ok(resp, s.ep.empty)
     except Exception as e:  # noqa: BLE001
         s.fail(e)
 

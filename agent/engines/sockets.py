@@ -80,10 +80,10 @@ class ByteMeter:
         with self._lock:
             self._live.append(sock)
 
-    def detach(self, sock: socket.socket) -> None:
+    def detach(self, sock: socket.socket, counters: tuple[int, int] | None) -> None:
+        """Stop following a socket about to close; its final counters (tcp_counters) are kept."""
         with self._lock:
             if sock in self._live:
-                counters = tcp_counters(sock)
                 self._closed += counters[self._index] if counters else 0
                 self._live.remove(sock)
 
