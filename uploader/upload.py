@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from xaprobe import __version__
-from xaprobe.agent.store import PENDING, REJECTED, UPLOADED, Store
+from xaprobe.agent.store import REJECTED, UPLOADED, Store
 from xaprobe.months import format_utc, utc_now
 from xaprobe.secret import Secret
 
@@ -157,7 +157,3 @@ def send_heartbeat(session: requests.Session, target: Target, health: dict[str, 
 def full_jitter_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
     return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 32))))
-
-
-__all__ = ["Outcome", "Target", "upload_all", "upload_batch", "send_heartbeat", "full_jitter_delay",
-           "encode_batch", "PENDING"]
