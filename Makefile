@@ -1,12 +1,18 @@
 PYTHON ?= python3
 
-.PHONY: test lint bench
+.PHONY: dev test lint bench
+
+# An editable install whose imports resolve to this working tree (setuptools' strict mode links each
+# file, so mypy and pytest see the checkout). Run it again after adding a module.
+dev:
+	$(PYTHON) -m pip install -e '.[test]' --config-settings editable_mode=strict
 
 test:
 	$(PYTHON) -m pytest
 
 lint:
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy -p xaprobe
 
 bench:
 	$(PYTHON) bench/planner_sim.py --target 300 --days 30 --offline-days 3 --budget-mb 3000 --seed 1

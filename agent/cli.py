@@ -12,8 +12,10 @@ from pathlib import Path
 from xaprobe import __version__
 from xaprobe.agent.config import AgentConfig, load_config
 from xaprobe.agent.paths import default_config_path
+from xaprobe.agent.status import probe_status, render_status, summary_line
 from xaprobe.agent.store import Store, StoreError
-from xaprobe.commands import UserError, run_command
+from xaprobe.commands import run_command
+from xaprobe.errors import UserError
 from xaprobe.months import format_utc, utc_now
 from xaprobe.wire import Location, to_wire
 
@@ -44,14 +46,6 @@ def open_store(config: AgentConfig) -> Store:
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=None))
-
-
-def summary_line(m) -> str:
-    if m.status != "ok":
-        return f"#{m.seq} {m.link.name or '-'}: FAILED: {m.error}"
-    return (f"#{m.seq} {m.link.name or '-'}: down {m.download_mbps:.2f} Mbit/s, up {m.upload_mbps:.2f} Mbit/s, "
-            f"latency {m.latency_ms:.1f} ms, jitter {m.jitter_ms:.1f} ms"
-            + (" (capped)" if m.capped else "") + f", {(m.bytes_down + m.bytes_up) / 1e6:.1f} MB used")
 
 
 def cmd_measure(args) -> int:
@@ -125,8 +119,6 @@ def cmd_upload(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from xaprobe.agent.status import probe_status, render_status
-
     config = resolve_config(args, required=False)
     store = open_store(config)
     status = probe_status(config, store)
@@ -162,7 +154,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from xaprobe.agent.demo import run_demo
+    # lazy: the demo runs a collector too, whose parts a probe installed alone does not have
+    from xaprobe.demo import run_demo
 
     return run_demo(measurements=args.measurements, keep_running=args.keep_running, duration_s=args.duration,
                     as_json=args.json, store_path=Path(args.store) if args.store else None)

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
 from xaprobe.agent.paths import default_store_path
+from xaprobe.errors import ConfigError
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
-from xaprobe.tomlcheck import ConfigError, TableReader
+from xaprobe.tomlcheck import TableReader
 
 ACCESS = ("ethernet", "wifi", "cellular", "other", "auto")
 ENGINES = ("http", "speedtest")

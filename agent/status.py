@@ -7,14 +7,14 @@ from typing import Any
 
 from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig
+from xaprobe.agent.planner import link_plan
 from xaprobe.agent.store import Store
 from xaprobe.months import format_utc, month_of, utc_now
+from xaprobe.wire import Measurement
 
 
 def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
     """Return the probe's status as plain data (what --json prints)."""
-    from xaprobe.agent.planner import link_plan
-
     now = now or utc_now()
     month = month_of(now, config.timezone)
     links = []
@@ -74,3 +74,12 @@ def render_status(s: dict[str, Any]) -> str:
     for event in s["events"]:
         lines.append(f"  event {event['at']} {event['kind']}: {event['detail']}")
     return "\n".join(lines)
+
+
+def summary_line(m: Measurement) -> str:
+    """One line for a stored measurement: its speeds, or why it failed."""
+    if m.status != "ok":
+        return f"#{m.seq} {m.link.name or '-'}: FAILED: {m.error}"
+    return (f"#{m.seq} {m.link.name or '-'}: down {m.download_mbps:.2f} Mbit/s, up {m.upload_mbps:.2f} Mbit/s, "
+            f"latency {m.latency_ms:.1f} ms, jitter {m.jitter_ms:.1f} ms"
+            + (" (capped)" if m.capped else "") + f", {(m.bytes_down + m.bytes_up) / 1e6:.1f} MB used")

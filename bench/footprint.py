@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import make_measurement  # noqa: E402
+from conftest import make_measurement, running_collector  # noqa: E402
 
-from xaprobe.agent.demo import running_collector  # noqa: E402
 from xaprobe.agent.store import Store  # noqa: E402
 from xaprobe.months import utc_now  # noqa: E402
 from xaprobe.wire import Link  # noqa: E402
@@ -46,7 +45,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10)
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, running_collector(f"sqlite:///{tmp}/c.db") as (base, cstore):
+    with tempfile.TemporaryDirectory() as tmp, running_collector(f"sqlite:///{tmp}/c.db") as collector:
+        base, cstore = collector.base, collector.store
         token = cstore.add_device("probe-1", "Footprint", "18673", None, utc_now())
         store = Store.open(Path(tmp) / "probe.db")
         store.add(make_measurement(device_id="probe-1", started_at=utc_now(), link=Link(name="office")))

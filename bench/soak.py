@@ -17,11 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import RunningCollector  # noqa: E402
+from conftest import running_collector  # noqa: E402
 from test_faults import run_kill9_cycles  # noqa: E402
-
-from xaprobe.agent.demo import running_collector  # noqa: E402
-from xaprobe.months import utc_now  # noqa: E402
 
 
 def main() -> int:
@@ -30,8 +27,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        with running_collector(f"sqlite:///{tmp}/collector.db") as (base, store):
-            collector = RunningCollector(base, store, store.add_admin("soak", utc_now()))
+        with running_collector(f"sqlite:///{tmp}/collector.db") as collector:
             result = run_kill9_cycles(collector, Path(tmp), args.kills, args.seed)
     print(json.dumps({"kills": args.kills, **result}))
     return 0 if result["lost"] == result["duplicated"] == result["pending"] == 0 else 1

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from xaprobe import __version__, communes
-from xaprobe.commands import UserError, run_command
+from xaprobe.commands import run_command
+from xaprobe.errors import UserError
 from xaprobe.months import month_of, parse_month, utc_now
 from xaprobe.slug import slugify
 

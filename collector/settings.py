@@ -8,8 +8,9 @@ import tomllib
 from pathlib import Path
 
 from xaprobe import communes
+from xaprobe.errors import ConfigError
 from xaprobe.months import DEFAULT_TZ
-from xaprobe.tomlcheck import ConfigError, TableReader
+from xaprobe.tomlcheck import TableReader
 
 
 def default_db_url() -> str:

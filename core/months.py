@@ -45,7 +45,10 @@ def parse_utc(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone offset")
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+14:00 lies before the first instant a datetime can hold
+        raise ValueError(f"timestamp {text!r} is out of range") from None
 
 
 def format_utc(instant: dt.datetime) -> str:

@@ -7,15 +7,6 @@ import math
 from typing import Any
 
 
-class ConfigError(Exception):
-    """A configuration file with problems; `problems` lists 'key.path: message' lines."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
-
-
 class TableReader:
     """Typed access to one TOML table; every bad value adds one problem to the shared list."""
 

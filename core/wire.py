@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import uuid
 from typing import Any
 
+from xaprobe.fields import WireError, check_integer, check_number, check_text
 from xaprobe.months import format_utc, parse_utc
+
+__all__ = ["Link", "Location", "Measurement", "Radio", "Server", "WireError", "from_wire", "new_id", "to_wire"]
 
 STATUSES = ("ok", "failed")
 ACCESS_TYPES = ("ethernet", "wifi", "cellular", "other", "")
@@ -21,15 +23,6 @@ MAX_MBPS = 1_000_000.0
 MAX_MS = 3_600_000.0
 MAX_BYTES = 10**13
 MAX_TEXT = 500
-
-
-class WireError(ValueError):
-    """An item that breaks the wire format; str() is 'field: problem'."""
-
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +96,8 @@ class Measurement:
         return self.status == "ok"
 
 
-_KNOWN = frozenset(f.name for f in dataclasses.fields(Measurement)) - {"extra"}
+# field order, not a set: the JSON keys come out in the same order in every process
+_KNOWN = tuple(f.name for f in dataclasses.fields(Measurement) if f.name != "extra")
 
 
 def new_id() -> str:
@@ -120,11 +114,9 @@ def _plain(obj: Any) -> Any:
 
 def to_wire(m: Measurement) -> dict[str, Any]:
     """Return the JSON-ready dict of a Measurement (unknown fields it arrived with included)."""
-    out: dict[str, Any] = dict(m.extra)
-    for name in _KNOWN:
-        out[name] = _plain(getattr(m, name))
+    out = {name: _plain(getattr(m, name)) for name in _KNOWN}
     out["started_at"] = format_utc(m.started_at)
-    return out
+    return out | {k: v for k, v in m.extra.items() if k not in out}
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -135,38 +127,21 @@ def _text(obj: dict, key: str, path: str, required: bool = False, limit: int = M
         if required:
             raise WireError(path + key, "required")
         return ""
-    if not isinstance(value, str):
-        raise WireError(path + key, f"must be a string, got {type(value).__name__}")
-    if len(value) > limit:
-        raise WireError(path + key, f"longer than {limit} characters")
-    if "\x00" in value:
-        raise WireError(path + key, "contains a NUL character")
-    return value
+    return check_text(value, path + key, limit)
 
 
 def _number(obj: dict, key: str, path: str, limit: float, low: float = 0.0) -> float | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise WireError(path + key, f"must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise WireError(path + key, "must be a finite number")
-    if not low <= value <= limit:
-        raise WireError(path + key, f"must be between {low:g} and {limit:g}, got {value:g}")
-    return value
+    return check_number(value, path + key, limit, low)
 
 
 def _integer(obj: dict, key: str, path: str, limit: int) -> int:
     value = obj.get(key, 0)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise WireError(path + key, f"must be an integer, got {type(value).__name__}")
-    if not 0 <= value <= limit:
-        raise WireError(path + key, f"must be between 0 and {limit}, got {value}")
-    return value
+    return check_integer(value, path + key, limit)
 
 
 def _object(obj: dict, key: str) -> dict | None:

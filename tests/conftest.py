@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -9,11 +10,39 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# the checkout's folders and the packages they install as (setup.cfg's package_dir)
+SOURCES = {"core": "xaprobe", "agent": "xaprobe.agent", "uploader": "xaprobe.uploader",
+           "collector": "xaprobe.collector"}
+
+
+def checkout_problem() -> str | None:
+    """Why the imported xaprobe is not this checkout's code, or None when every module resolves here."""
+    import importlib.util
+
+    for folder, package in SOURCES.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = path.relative_to(REPO / folder).with_suffix("").parts
+            name = ".".join((package, *parts[:-1]) if parts[-1] == "__init__" else (package, *parts))
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                return f"{path.relative_to(REPO)} is not importable as {name}: run `make dev` again"
+            if Path(spec.origin).resolve() != path:
+                return (f"{name} is imported from {spec.origin}, not from this checkout ({path.relative_to(REPO)}): "
+                        "install with `make dev` (an editable install)")
+    return None
+
+
+def pytest_configure(config):
+    problem = checkout_problem()
+    if problem:
+        pytest.exit(f"the tests would not test this checkout: {problem}", returncode=4)
+
 
 PG_ADMIN_URL = os.environ.get("XAPROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -65,44 +94,45 @@ class RunningCollector:
         return self.store.add_device(device_id, f"Probe {device_id}", commune, target, utc_now())
 
 
-@pytest.fixture
-def collector(db_url):
-    """A real collector app served by uvicorn on 127.0.0.1, over a fresh database."""
-    from xaprobe.agent.demo import running_collector
+@contextlib.contextmanager
+def running_collector(db_url: str, province: str = "42") -> Iterator[RunningCollector]:
+    """The real collector app over a fresh database at db_url, served by uvicorn on 127.0.0.1."""
+    from xaprobe.collector.app import create_app
+    from xaprobe.collector.server import serve_in_thread
+    from xaprobe.collector.settings import CollectorSettings
+    from xaprobe.collector.store import CollectorStore, open_engine
     from xaprobe.months import utc_now
 
-    with running_collector(db_url) as (base, store):
-        yield RunningCollector(base, store, store.add_admin("tests", utc_now()))
+    store = CollectorStore(open_engine(db_url))
+    try:
+        with serve_in_thread(create_app(store, CollectorSettings(db_url=db_url, province=province))) as base:
+            yield RunningCollector(base, store, store.add_admin("tests", utc_now()))
+    finally:
+        store.engine.dispose()
+
+
+@pytest.fixture
+def collector(db_url):
+    """A real collector app served by uvicorn on 127.0.0.1, over a fresh database (SQLite and PostgreSQL)."""
+    with running_collector(db_url) as running:
+        yield running
 
 
 @pytest.fixture
 def sqlite_collector(tmp_path):
     """The collector on SQLite only, for probe-side tests that do not depend on the back end."""
-    from xaprobe.agent.demo import running_collector
-    from xaprobe.months import utc_now
-
-    with running_collector(f"sqlite:///{tmp_path / 'collector.db'}") as (base, store):
-        yield RunningCollector(base, store, store.add_admin("tests", utc_now()))
+    with running_collector(f"sqlite:///{tmp_path / 'collector.db'}") as running:
+        yield running
 
 
 @pytest.fixture
 def speedtest_server():
     """The standalone speed-test app (LibreSpeed and Speedtest Mini endpoints) on 127.0.0.1."""
-    import uvicorn
-
+    from xaprobe.collector.server import serve_in_thread
     from xaprobe.collector.speedtest_app import speedtest_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(speedtest_app, log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/speedtest/"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(speedtest_app) as base:
+        yield base + "/speedtest/"
 
 
 @pytest.fixture
@@ -137,5 +167,3 @@ def have_netns() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("tc") is not None \
         and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
 
-
-REPO = Path(__file__).resolve().parent.parent

@@ -148,7 +148,7 @@ def test_two_collector_processes_share_one_postgresql(pg_url, tmp_path):
 
 def test_collector_settings_file(tmp_path):
     from xaprobe.collector.settings import load_settings
-    from xaprobe.tomlcheck import ConfigError
+    from xaprobe.errors import ConfigError
 
     settings = load_settings(REPO / "config" / "collector.toml")
     assert (settings.province, settings.target, settings.refresh_every_s) == ("42", 300, 60.0)

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 
 from xaprobe.agent.config import load_config, parse_config
-from xaprobe.tomlcheck import ConfigError
+from xaprobe.errors import ConfigError
 
 
 def problems_of(text: str, tmp_path: Path) -> list[str]:

@@ -3,82 +3,58 @@
 It starts the collector on 127.0.0.1 (a free port, a temporary SQLite file), enrols a probe for
 Xã Cẩm Xuyên (Hà Tĩnh), runs real measurements against the collector's /speedtest/, keeps them in
 a probe store, uploads them through the real API, and prints the commune's month from the report.
+The demo is composed from the public parts of both sides; neither side imports the other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import requests
+
+from xaprobe import communes
+from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
+from xaprobe.agent.measure import measure
+from xaprobe.agent.status import summary_line
+from xaprobe.agent.store import Store
+from xaprobe.collector.app import create_app
+from xaprobe.collector.server import serve_in_thread
+from xaprobe.collector.settings import CollectorSettings
+from xaprobe.collector.store import CollectorStore, open_engine
+from xaprobe.months import utc_now
+from xaprobe.secret import Secret
+from xaprobe.uploader.upload import Target, upload_all
 
 DEMO_COMMUNE = "18673"  # Xã Cẩm Xuyên, Hà Tĩnh (vietnam-provinces, post-2025 units)
 
 
 @contextlib.contextmanager
-def running_collector(db_url: str, province: str = "42") -> Iterator[tuple[str, object]]:
-    """Run a collector on 127.0.0.1 in a thread for the duration of the block; yield (base URL, store)."""
-    import logging
-
-    import uvicorn
-
-    from xaprobe.collector.app import create_app
-    from xaprobe.collector.settings import CollectorSettings
-    from xaprobe.collector.store import CollectorStore, open_engine
-
-    logging.getLogger("asyncio").setLevel(logging.ERROR)  # speed tests end by hanging up mid-body
+def demo_collector(db_url: str, province: str = "42") -> Iterator[tuple[str, CollectorStore]]:
+    """A collector over db_url served on 127.0.0.1 for the duration of the block; yield (base URL, store)."""
     store = CollectorStore(open_engine(db_url))
-    app = create_app(store, CollectorSettings(db_url=db_url, province=province))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the demo collector did not start")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", store
+        with serve_in_thread(create_app(store, CollectorSettings(db_url=db_url, province=province))) as base:
+            yield base, store
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         store.engine.dispose()
 
 
 def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: float = 2.0, as_json: bool = False,
              store_path: Path | None = None) -> int:
     """Run the demo; return the exit code."""
-    try:
-        import requests
-
-        import xaprobe.collector.app  # noqa: F401 - fails here, with a clear message, without the extra
-        from xaprobe import communes
-        from xaprobe.agent.cli import summary_line
-        from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
-        from xaprobe.agent.measure import measure
-        from xaprobe.agent.store import Store
-        from xaprobe.months import utc_now
-        from xaprobe.secret import Secret
-        from xaprobe.uploader.upload import Target, upload_all
-    except ImportError as e:
-        print(f"xaprobe demo needs the collector too: pip install 'xaprobe[collector]' ({e.name} is missing)",
-              file=sys.stderr)
-        return 1
-    say = (lambda *a: print(*a, file=sys.stderr)) if as_json else print
+    say: Any = (lambda *a: print(*a, file=sys.stderr)) if as_json else print
     with tempfile.TemporaryDirectory(prefix="xaprobe-demo-") as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'collector.db'}"
-        with running_collector(db_url) as (base, cstore):
+        with demo_collector(db_url) as (base, cstore):
             unit = communes.commune(DEMO_COMMUNE)
+            assert unit is not None  # a code of vietnam-provinces, fixed above
             token = cstore.add_device("demo-cam-xuyen", "Demo probe, UBND xã Cẩm Xuyên", unit.code, None, utc_now())
             admin = cstore.add_admin("demo", utc_now())
             say(f"collector on {base} (database {db_url})")
@@ -117,10 +93,8 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
             store.close()
             if keep_running:
                 say("collector keeps running; press Ctrl-C to stop")
-                try:
+                with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         time.sleep(3600)
-                except KeyboardInterrupt:
-                    pass
             ok = outcome.accepted == measurements and row["samples"] + row["failed"] == measurements
     return 0 if ok else 1
