@@ -26,7 +26,7 @@ class CentreSettings:
 
     pause: bool = False
     target: int | None = dataclasses.field(default=None, metadata=_limit(MAX_TARGET, low=1))
-    received_at: dt.datetime | None = None  # when the probe received them (None: never)
+    set_at: dt.datetime | None = None  # when staff last changed them at the collector (None: never)
 
     def to_wire(self) -> dict[str, Any]:
         return encode(self)
