@@ -1,4 +1,8 @@
-"""`xaprobe`: demo, measure, run, upload, status, config check, export."""
+"""`xaprobe`: demo, measure, run, upload, status, config check, export.
+
+Commands import what only they use inside their own function (lazy on purpose, not to dodge a
+circle): `xaprobe status` or `config check` on a Pi loads no engine, no requests and no scheduler.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from xaprobe.agent.status import probe_status, render_status, summary_line
 from xaprobe.agent.store import Store, StoreError
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
-from xaprobe.months import format_utc, utc_now
 from xaprobe.wire import Location, to_wire
 
 
@@ -93,23 +96,16 @@ def cmd_config_check(args) -> int:
 def cmd_upload(args) -> int:
     import requests
 
-    from xaprobe.uploader.upload import Target, upload_all
+    from xaprobe.uploader.upload import Destination, upload_pending
 
     config = resolve_config(args, required=True)
     if not config.collector_url:
         raise UserError(f"{config.source}: collector_url: required to upload")
     store = open_store(config)
     with requests.Session() as session:
-        outcome = upload_all(store, session, Target(config.collector_url, config.token, config.upload.timeout_s),
-                             config.upload.batch_size)
+        outcome = upload_pending(store, session, Destination(config.collector_url, config.token,
+                                                             config.upload.timeout_s), config.upload.batch_size)
     left = store.backlog().pending
-    if outcome.token_refused:
-        store.set_state("token_refused", config.token.fingerprint())  # this token; a new one is tried again
-    elif outcome.error is None:
-        store.set_state("token_refused", "")
-    if outcome.error is None and outcome.accepted + outcome.duplicate + outcome.rejected:
-        store.set_state("last_upload_at", format_utc(utc_now()))
-    store.set_state("last_upload_error", outcome.error or "")
     if args.json:
         _print_json({**dataclasses.asdict(outcome), "pending": left})
     else:
@@ -123,7 +119,7 @@ def cmd_status(args) -> int:
     store = open_store(config)
     status = probe_status(config, store)
     if args.json:
-        _print_json(status)
+        _print_json(status.to_wire())
     else:
         print(render_status(status))
     return 0

@@ -28,8 +28,9 @@ from xaprobe.agent.measure import measure
 from xaprobe.agent.planner import close_slot, next_due
 from xaprobe.agent.status import probe_status
 from xaprobe.agent.store import Store, StoreFull
-from xaprobe.months import format_utc, utc_now
-from xaprobe.uploader.upload import Target, full_jitter_delay, send_heartbeat, upload_batch
+from xaprobe.health import MAX_EVENTS, Heartbeat
+from xaprobe.months import utc_now
+from xaprobe.uploader.upload import Destination, full_jitter_delay, send_heartbeat, upload_pending
 
 log = logging.getLogger("xaprobe.agent")
 
@@ -51,14 +52,12 @@ def sd_notify(message: str) -> bool:
 
 @dataclasses.dataclass
 class Health:
-    """What the daemon learned at run time and reports in heartbeats (not persisted)."""
+    """What only the running daemon knows (not persisted: a restart starts these afresh)."""
 
     last_error: str | None = None
     disk_full: bool = False
     upload_attempt: int = 0
     next_upload_at: dt.datetime | None = None
-    token_refused: bool = False
-    paused: bool = False
 
 
 class Probe:
@@ -68,9 +67,8 @@ class Probe:
                  clock: Callable[[], dt.datetime] = utc_now, rng: random.Random | None = None):
         self.config, self.store, self.session, self.clock = config, store, session, clock
         self.rng = rng or random.Random()
-        refused = store.get_state("token_refused")
-        self.health = Health(token_refused=bool(refused) and refused == config.token.fingerprint())
-        self.target = Target(config.collector_url, config.token, config.upload.timeout_s) \
+        self.health = Health()
+        self.destination = Destination(config.collector_url, config.token, config.upload.timeout_s) \
             if config.collector_url else None
 
     def guarded(self, job: Callable[[], Any]) -> Callable[[], None]:
@@ -84,10 +82,10 @@ class Probe:
         return run
 
     def test_if_due(self) -> None:
-        if self.health.paused:
+        if self.store.centre_settings().pause:
             return
         plan = next_due(self.store, self.config, self.clock())
-        if plan is None or plan.next_at > self.clock():
+        if plan is None or plan.next_at is None or plan.next_at > self.clock():
             return
         link = next(link for link in self.config.links if link.name == plan.link)
         try:
@@ -101,63 +99,49 @@ class Probe:
         log.info("test on %s: %s", link.name, m.status if m.ok else f"failed: {m.error}")
 
     def upload_if_due(self) -> None:
-        if self.target is None or self.health.token_refused:
-            return
+        if self.destination is None or self.store.upload_record().refuses(self.config.token.fingerprint()):
+            return  # a refused token stays refused until staff give this probe a new one
         now = self.clock()
         if self.health.next_upload_at and now < self.health.next_upload_at:
             return
-        for _ in range(100):  # at most 100 batches per round, then let tests run
-            if not self.store.pending(1):
-                break
-            outcome = upload_batch(self.store, self.session, self.target, self.config.upload.batch_size)
-            if outcome.token_refused:
-                self.health.token_refused = True
-                self.store.set_state("token_refused", self.config.token.fingerprint())
-            if outcome.error:
-                self.health.upload_attempt += 1
-                delay = full_jitter_delay(self.health.upload_attempt, self.config.upload.backoff_base_s,
-                                          self.config.upload.backoff_cap_s, self.rng)
-                if outcome.retry_after is not None:
-                    delay = max(delay, outcome.retry_after)
-                self.health.next_upload_at = now + dt.timedelta(seconds=delay)
-                self.health.last_error = outcome.error
-                self.store.set_state("last_upload_error", outcome.error)
-                return
-            self.health.upload_attempt, self.health.next_upload_at = 0, None
-            self.store.set_state("last_upload_at", format_utc(self.clock()))
-            self.store.set_state("last_upload_error", "")
+        # at most 100 batches per round, then let tests run
+        outcome = upload_pending(self.store, self.session, self.destination, self.config.upload.batch_size,
+                                 max_batches=100, now=now)
+        if outcome.error:
+            self.health.upload_attempt += 1
+            delay = full_jitter_delay(self.health.upload_attempt, self.config.upload.backoff_base_s,
+                                      self.config.upload.backoff_cap_s, self.rng)
+            if outcome.retry_after is not None:
+                delay = max(delay, outcome.retry_after)
+            self.health.next_upload_at = now + dt.timedelta(seconds=delay)
+            self.health.last_error = outcome.error
+            return
+        self.health.upload_attempt, self.health.next_upload_at = 0, None
 
-    def heartbeat_body(self) -> dict[str, Any]:
-        """The probe's status (as `xaprobe status --json` has it) plus what only the daemon knows."""
+    def heartbeat_record(self) -> Heartbeat:
+        """The probe's status (as `xaprobe status` has it) plus what only the daemon knows."""
         now = self.clock()
         status = probe_status(self.config, self.store, now)
         try:
-            disk_free = shutil.disk_usage(self.config.store.parent).free
+            disk_free: int | None = shutil.disk_usage(self.config.store.parent).free
         except OSError:
             disk_free = None
-        return {
-            "device_id": self.config.device_id, "version": __version__, "sent_at": format_utc(now),
-            "backlog": status["pending"], "rejected": status["rejected"],
-            "oldest_pending_age_s": status["oldest_pending_age_s"],
-            "disk_free_bytes": disk_free, "disk_full": self.health.disk_full,
-            "clock_synced": status["clock_synced"], "last_error": self.health.last_error,
-            "links": [{k: link[k] for k in ("name", "samples", "failed", "target", "bytes_used", "budget_mb",
-                                             "budget_spent")} for link in status["links"]],
-            "events": self.store.events(unreported_only=True),
-        }
+        beat = Heartbeat.from_status(status, __version__, now, disk_free, self.health.disk_full,
+                                     self.health.last_error)
+        # events no heartbeat has carried yet, oldest first: a long outage reports them over several beats
+        return dataclasses.replace(beat, events=tuple(self.store.events(unreported_only=True)[:MAX_EVENTS]))
 
     def heartbeat(self) -> None:
-        if self.target is None:
+        if self.destination is None:
             return
-        body = self.heartbeat_body()
-        settings = send_heartbeat(self.session, self.target, body)
+        beat = self.heartbeat_record()
+        settings = send_heartbeat(self.session, self.destination, beat)
         if settings is None:
             return
-        self.store.mark_events_reported([e["id"] for e in body["events"]])
-        self.health.paused = bool(settings.get("pause"))
-        if isinstance(settings.get("target"), int) and settings["target"] > 0:
-            links = tuple(dataclasses.replace(link, target=settings["target"]) for link in self.config.links)
-            self.config = dataclasses.replace(self.config, links=links)
+        self.store.mark_events_reported([e.id for e in beat.events])
+        if settings != self.store.centre_settings():
+            self.store.save_centre_settings(settings)
+            log.info("settings from the collector: %s", settings)
 
     def prune(self) -> None:
         days = self.config.upload.retention_days

@@ -6,11 +6,11 @@ recomputed from (target - samples stored this month) / (time left), so a probe t
 catches up, but a slot is never shorter than a third of the month's nominal slot (catch-up at
 most 3x the nominal rate), and two tests on a link are never closer than the larger of 30 s and
 one hour / max(2, 3x the nominal hourly rate), so no clock hour holds more than that many.
-Everything comes from the store (samples, bytes, last test) plus one persisted number per link,
-the end of the current slot, so a restart continues the same plan. A slot that passed while the
-probe was off is due at once; the next slot then starts at that test. A clock that stepped back
-(the saved slot lies far ahead) is planned from the new now. The random instant in a slot
-is a hash of (seed, link, month, attempt number): the same state always gives the same plan.
+Everything comes from the store (samples, bytes, last test, the target the collector set, if any)
+plus one persisted instant per link, the end of the current slot, so a restart continues the same
+plan. A slot that passed while the probe was off is due at once; the next slot then starts at that
+test. A clock that stepped back (the saved slot lies far ahead) is planned from the new now. The
+random instant in a slot is a hash of (seed, link, month, attempt number): the same state always gives the same plan.
 
 With a data budget the planner divides what is left of the budget by the samples still missing
 and hands the engine that share as its byte cap, so the budget holds whatever the link's speed;
@@ -43,6 +43,7 @@ class LinkPlan:
     samples: int
     failed: int
     target: int
+    target_from_collector: bool
     remaining: int
     slot_start: dt.datetime | None
     slot_end: dt.datetime | None
@@ -71,8 +72,14 @@ def _quiet_end(at: dt.datetime, windows: tuple[str, ...], tz: str) -> dt.datetim
     return None
 
 
-def min_spacing_s(link: LinkConfig, config: AgentConfig, month_seconds: float) -> float:
-    nominal_per_hour = link.target / month_seconds * 3600
+def link_target(store: Store, link: LinkConfig) -> tuple[int, bool]:
+    """The link's monthly target: the one staff set at the collector, else the config's; and whether it was set."""
+    centre = store.centre_settings().target
+    return (centre, True) if centre else (link.target, False)
+
+
+def min_spacing_s(target: int, config: AgentConfig, month_seconds: float) -> float:
+    nominal_per_hour = target / month_seconds * 3600
     return max(config.planner.min_gap_s, 3600 / max(2.0, CATCH_UP_FACTOR * nominal_per_hour))
 
 
@@ -98,18 +105,19 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
     month = month_of(now, tz)
     start, end = month_bounds(month, tz)
     history = store.link_history(link.name, month, tz)
-    remaining = max(link.target - history.samples, 0)
+    target, from_collector = link_target(store, link)
+    remaining = max(target - history.samples, 0)
     elapsed = (now - start) / (end - start)
-    on_track = history.samples >= int(link.target * elapsed) - 1
+    on_track = history.samples >= int(target * elapsed) - 1
     cap, spent = _cap(link, remaining, history.bytes_used)
-    base = LinkPlan(link.name, month, history.samples, history.failed, link.target, remaining, None, None, None,
-                    cap, history.bytes_used, spent, on_track)
+    base = LinkPlan(link.name, month, history.samples, history.failed, target, from_collector, remaining, None, None,
+                    None, cap, history.bytes_used, spent, on_track)
     if remaining == 0 or spent:
         return base
     month_s = (end - start).total_seconds()
-    min_slot = month_s / link.target / CATCH_UP_FACTOR
-    saved = store.get_state(f"slot_end.{link.name}")
-    slot_start = max(dt.datetime.fromisoformat(saved), start) if saved else start
+    min_slot = month_s / target / CATCH_UP_FACTOR
+    saved = store.slot_end(link.name)
+    slot_start = max(saved, start) if saved else start
     # aim to finish FINISH_EARLY before the month ends, and plan extra slots for the share of tests
     # that fail on this link (no service), so a failure late in the month does not miss the target
     fail_share = min(history.failed / max(history.samples + history.failed, 1), MAX_FAIL_SHARE)
@@ -120,7 +128,7 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
     next_at = slot_start + dt.timedelta(seconds=slot * _unit(seed or config.device_id, link.name, month, attempt))
     last = history.last_started
     if last is not None and last <= now:
-        next_at = max(next_at, last + dt.timedelta(seconds=min_spacing_s(link, config, month_s)))
+        next_at = max(next_at, last + dt.timedelta(seconds=min_spacing_s(target, config, month_s)))
     quiet = _quiet_end(next_at, config.planner.quiet_hours, tz)
     if quiet is not None:
         next_at = quiet + dt.timedelta(seconds=min(slot, 1800) * _unit(seed, link.name, month, -attempt - 1))
@@ -129,13 +137,13 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
 
 def repair_clock_step(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datetime) -> bool:
     """If the saved slot lies far in the future, the clock stepped back: plan from now (returns True)."""
-    saved = store.get_state(f"slot_end.{link.name}")
-    if not saved:
+    saved = store.slot_end(link.name)
+    if saved is None:
         return False
     start, end = month_bounds(month_of(now, config.timezone), config.timezone)
-    nominal = (end - start) / link.target
-    if dt.datetime.fromisoformat(saved) > now + 2 * nominal:
-        store.set_state(f"slot_end.{link.name}", now.isoformat())
+    nominal = (end - start) / link_target(store, link)[0]
+    if saved > now + 2 * nominal:
+        store.set_slot_end(link.name, now)
         return True
     return False
 
@@ -144,12 +152,13 @@ def next_due(store: Store, config: AgentConfig, now: dt.datetime, seed: str = ""
     """Return the plan of the link whose test is due soonest (None when every link is done or spent)."""
     for link in config.links:
         repair_clock_step(store, link, config, now)
-    plans = [p for p in (link_plan(store, link, config, now, seed) for link in config.links) if p.next_at]
-    return min(plans, key=lambda p: p.next_at) if plans else None
+    plans = [(p.next_at, p) for p in (link_plan(store, link, config, now, seed) for link in config.links)
+             if p.next_at is not None]
+    return min(plans, key=lambda pair: pair[0])[1] if plans else None
 
 
 def close_slot(store: Store, plan: LinkPlan, tested_at: dt.datetime) -> None:
     """Remember that the plan's slot has had its test: the next slot starts where this one ends, or at
     the test itself when the slot had passed (the probe was off), so catching up never bursts."""
     if plan.slot_end is not None:
-        store.set_state(f"slot_end.{plan.link}", max(plan.slot_end, tested_at).isoformat())
+        store.set_slot_end(plan.link, max(plan.slot_end, tested_at))

@@ -1,78 +1,82 @@
-"""The probe's state for `xaprobe status`: per link this month, backlog, uploads, clock, events."""
+"""The probe's state for `xaprobe status` and the heartbeat: per link this month, backlog, uploads, clock, events."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig
 from xaprobe.agent.planner import link_plan
 from xaprobe.agent.store import Store
+from xaprobe.health import LastResult, LinkStatus, ProbeStatus
 from xaprobe.months import format_utc, month_of, utc_now
 from xaprobe.wire import Measurement
 
 
-def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Return the probe's status as plain data (what --json prints)."""
+def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = None) -> ProbeStatus:
+    """Return the probe's status as the store and the planner see it at now."""
     now = now or utc_now()
-    month = month_of(now, config.timezone)
     links = []
     for link in config.links:
         plan = link_plan(store, link, config, now)
         last = store.last_measurement(link.name)
-        links.append({
-            "name": link.name, "interface": link.interface, "operator": link.operator,
-            "samples": plan.samples, "failed": plan.failed, "target": link.target,
-            "on_track": plan.on_track, "next_test_at": format_utc(plan.next_at) if plan.next_at else None,
-            "budget_mb": link.budget_mb or None, "bytes_used": plan.bytes_used,
-            "used_mb": round(plan.bytes_used / 1e6, 1),
-            "budget_spent": plan.budget_spent, "cap_mb": round(plan.cap_bytes / 1e6, 1) if plan.cap_bytes else None,
-            "last_result": None if last is None else {
-                "started_at": format_utc(last.started_at), "status": last.status,
-                "download_mbps": last.download_mbps, "upload_mbps": last.upload_mbps, "error": last.error},
-        })
+        links.append(LinkStatus(
+            name=link.name, interface=link.interface, operator=link.operator, samples=plan.samples,
+            failed=plan.failed, target=plan.target, target_from_collector=plan.target_from_collector,
+            on_track=plan.on_track, next_test_at=plan.next_at, budget_mb=link.budget_mb or None,
+            bytes_used=plan.bytes_used, budget_spent=plan.budget_spent, cap_bytes=plan.cap_bytes,
+            last_result=None if last is None else LastResult(
+                started_at=last.started_at, status=last.status, download_mbps=last.download_mbps,
+                upload_mbps=last.upload_mbps, error=last.error)))
     backlog = store.backlog()
-    return {
-        "device_id": config.device_id, "commune_code": config.commune_code, "month": month, "links": links,
-        "pending": backlog.pending, "uploaded": backlog.uploaded, "rejected": backlog.rejected,
-        "oldest_pending_age_s": round((now - backlog.oldest_pending).total_seconds()) if backlog.oldest_pending
+    upload = store.upload_record()
+    return ProbeStatus(
+        device_id=config.device_id, commune_code=config.commune_code, month=month_of(now, config.timezone),
+        links=tuple(links), pending=backlog.pending, uploaded=backlog.uploaded, rejected=backlog.rejected,
+        oldest_pending_age_s=round((now - backlog.oldest_pending).total_seconds()) if backlog.oldest_pending
         else None,
-        "last_upload_at": store.get_state("last_upload_at"),
-        "last_upload_error": store.get_state("last_upload_error"),
-        "token_refused": bool(store.get_state("token_refused"))
-        and store.get_state("token_refused") == config.token.fingerprint(),
-        "clock_synced": context.clock_synced(),
-        "events": store.events()[-5:],
-    }
+        last_upload_at=upload.last_success_at, last_upload_error=upload.last_error,
+        token_refused=upload.refuses(config.token.fingerprint()), clock_synced=context.clock_synced(),
+        centre=store.centre_settings(), events=tuple(store.events(last=5)),
+    )
 
 
-def render_status(s: dict[str, Any]) -> str:
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f}"
+
+
+def render_status(s: ProbeStatus) -> str:
     """Human-readable status lines."""
-    lines = [f"device {s['device_id'] or '(not configured)'} · commune {s['commune_code'] or '-'} · {s['month']}"]
-    for link in s["links"]:
-        state = "budget spent until next month" if link["budget_spent"] else \
-            ("on track" if link["on_track"] else "behind")
-        budget = f", {link['used_mb']}/{link['budget_mb']} MB" if link["budget_mb"] else f", {link['used_mb']} MB"
-        lines.append(f"  {link['name']}: {link['samples']}/{link['target']} samples ({link['failed']} failed), "
-                     f"{state}{budget}, next test {link['next_test_at'] or '-'}")
-        last = link["last_result"]
+    lines = [f"device {s.device_id or '(not configured)'} · commune {s.commune_code or '-'} · {s.month}"]
+    if s.centre.pause:
+        lines.append("  PAUSED by the collector" + (f" on {format_utc(s.centre.set_at)}" if s.centre.set_at else "")
+                     + ": no tests until it resumes this probe")
+    for link in s.links:
+        state = "budget spent until next month" if link.budget_spent else ("on track" if link.on_track else "behind")
+        budget = f", {_mb(link.bytes_used)}/{link.budget_mb:g} MB" if link.budget_mb else f", {_mb(link.bytes_used)} MB"
+        target = f"target {link.target}" + (
+            f", set by the collector on {format_utc(s.centre.set_at)}" if link.target_from_collector and s.centre.set_at
+            else ", set by the collector" if link.target_from_collector else "")
+        nxt = format_utc(link.next_test_at) if link.next_test_at else "-"
+        lines.append(f"  {link.name}: {link.samples} samples ({target}; {link.failed} failed), "
+                     f"{state}{budget}, next test {nxt}")
+        last = link.last_result
         if last:
-            lines.append(f"    last: {last['started_at']} {last['status']}"
-                         + (f" down {last['download_mbps']} up {last['upload_mbps']} Mbit/s" if last["status"] == "ok"
-                            else f": {last['error']}"))
-    lines.append(f"  uploads: {s['pending']} pending"
-                 + (f" (oldest {s['oldest_pending_age_s'] // 3600} h)" if s["oldest_pending_age_s"] else "")
-                 + f", {s['uploaded']} uploaded, {s['rejected']} rejected;"
-                 + f" last upload {s['last_upload_at'] or 'never'}")
-    if s["token_refused"]:
+            lines.append(f"    last: {format_utc(last.started_at)} {last.status}"
+                         + (f" down {last.download_mbps} up {last.upload_mbps} Mbit/s" if last.status == "ok"
+                            else f": {last.error}"))
+    lines.append(f"  uploads: {s.pending} pending"
+                 + (f" (oldest {s.oldest_pending_age_s // 3600} h)" if s.oldest_pending_age_s else "")
+                 + f", {s.uploaded} uploaded, {s.rejected} rejected;"
+                 + f" last upload {format_utc(s.last_upload_at) if s.last_upload_at else 'never'}")
+    if s.token_refused:
         lines.append("  UPLOADS STOPPED: the collector refused this probe's token; ask for a new one")
-    if s["last_upload_error"]:
-        lines.append(f"  last upload error: {s['last_upload_error']}")
-    clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[s["clock_synced"]]
+    if s.last_upload_error:
+        lines.append(f"  last upload error: {s.last_upload_error}")
+    clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[s.clock_synced]
     lines.append(f"  clock: {clock}")
-    for event in s["events"]:
-        lines.append(f"  event {event['at']} {event['kind']}: {event['detail']}")
+    for event in s.events:
+        lines.append(f"  event {format_utc(event.at)} {event.kind}: {event.detail}")
     return "\n".join(lines)
 
 

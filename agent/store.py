@@ -1,7 +1,9 @@
 """The probe's SQLite file: the only module on the probe that touches SQLite.
 
-Each measurement row is also its own outbox entry (upload_state pending/uploaded/rejected) and
-carries a per-device sequence number that survives restarts. The file runs in WAL mode with
+Each measurement row is also its own outbox entry (upload_state pending/uploaded/rejected; the
+store is the uploader's `Outbox`) and carries a per-device sequence number that survives restarts.
+The store is also the one owner of the probe's other state, as typed records: each link's current
+planner slot, how delivery last went, the settings the collector sent, and events. The file runs in WAL mode with
 synchronous=FULL so a power cut loses nothing that `add` returned for. A corrupt file found at
 open is moved aside (never deleted) and a fresh store started; the event is kept for the heartbeat.
 """
@@ -16,17 +18,24 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
+from xaprobe.fields import WireError
+from xaprobe.health import CentreSettings, ProbeEvent
 from xaprobe.months import format_utc, month_bounds, parse_utc, utc_now
+from xaprobe.uploader.outbox import REJECTED, UPLOADED, UploadRecord
 from xaprobe.wire import Measurement, from_wire, to_wire
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-PENDING, UPLOADED, REJECTED = "pending", "uploaded", "rejected"
+PENDING = "pending"
+# the rows of `meta` that hold probe state; no other module spells these
+_SLOT_END = "state.slot_end."  # + link name: end of the link's current planner slot
+_LAST_UPLOAD_AT, _LAST_UPLOAD_ERROR = "state.last_upload_at", "state.last_upload_error"
+_TOKEN_REFUSED = "state.token_refused"  # fingerprint of the token the collector refused
+_CENTRE_SETTINGS = "state.centre_settings"  # JSON of the last CentreSettings the collector sent
 
 
 class StoreError(Exception):
@@ -174,15 +183,15 @@ class Store:
         self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def _meta(self, key: str, default: str | None = None) -> str | None:
+    def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        return row[0] if row else None
 
     def add(self, m: Measurement) -> Measurement:
         """Store a measurement with the next sequence number; return it as stored (durable on return)."""
         try:
             with self.db.atomic():
-                seq = int(self._meta("next_seq", "1"))
+                seq = int(self._meta("next_seq") or 1)
                 stored = dataclasses.replace(m, seq=seq)
                 self.db.execute(
                     "INSERT INTO measurements (id, seq, started_at, link, engine, status, bytes_total, body,"
@@ -268,23 +277,53 @@ class Store:
                               (link,)).fetchone()
         return from_wire(json.loads(row[0])) if row else None
 
-    def events(self, unreported_only: bool = False) -> list[dict[str, Any]]:
-        sql = "SELECT id, at, kind, detail FROM events"
-        if unreported_only:
-            sql += " WHERE reported = 0"
-        return [dict(zip(("id", "at", "kind", "detail"), r)) for r in self.db.execute(sql + " ORDER BY id")]
+    def events(self, unreported_only: bool = False, last: int | None = None) -> list[ProbeEvent]:
+        """Events oldest first (only the last `last` when given; only those no heartbeat carried yet)."""
+        sql = "SELECT id, at, kind, detail FROM events" + (" WHERE reported = 0" if unreported_only else "")
+        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (-1 if last is None else last,)).fetchall()
+        return [ProbeEvent(id=r[0], at=parse_utc(r[1]), kind=r[2], detail=r[3]) for r in reversed(rows)]
 
     def mark_events_reported(self, ids: list[int]) -> None:
         with self.db.atomic():
             for event_id in ids:
                 self.db.execute("UPDATE events SET reported = 1 WHERE id = ?", (event_id,))
 
-    def get_state(self, key: str) -> str | None:
-        """Return a small piece of probe state kept across restarts (e.g. last upload)."""
-        return self._meta("state." + key)
+    # --- probe state ------------------------------------------------------------------------
 
-    def set_state(self, key: str, value: str) -> None:
-        self._set_meta("state." + key, value)
+    def slot_end(self, link: str) -> dt.datetime | None:
+        """When the link's current planner slot ends (None: no slot yet)."""
+        value = self._meta(_SLOT_END + link)
+        return parse_utc(value) if value else None
+
+    def set_slot_end(self, link: str, at: dt.datetime) -> None:
+        self._set_meta(_SLOT_END + link, format_utc(at))
+
+    def upload_record(self) -> UploadRecord:
+        """How delivery to the collector last went (kept across restarts)."""
+        at = self._meta(_LAST_UPLOAD_AT)
+        return UploadRecord(last_success_at=parse_utc(at) if at else None,
+                            last_error=self._meta(_LAST_UPLOAD_ERROR) or None,
+                            refused_token=self._meta(_TOKEN_REFUSED) or "")
+
+    def save_upload_record(self, record: UploadRecord) -> None:
+        with self.db.atomic():
+            self._set_meta(_LAST_UPLOAD_AT, format_utc(record.last_success_at) if record.last_success_at else "")
+            self._set_meta(_LAST_UPLOAD_ERROR, record.last_error or "")
+            self._set_meta(_TOKEN_REFUSED, record.refused_token)
+
+    def centre_settings(self) -> CentreSettings:
+        """The settings the collector last sent (defaults when it never sent any)."""
+        value = self._meta(_CENTRE_SETTINGS)
+        if not value:
+            return CentreSettings()
+        try:
+            return CentreSettings.from_wire(json.loads(value))
+        except (ValueError, WireError):  # written by this module from a checked record: unreadable only if edited
+            log.warning("the stored collector settings could not be read; using the defaults")
+            return CentreSettings()
+
+    def save_centre_settings(self, settings: CentreSettings) -> None:
+        self._set_meta(_CENTRE_SETTINGS, json.dumps(settings.to_wire()))
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]

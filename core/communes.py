@@ -31,6 +31,8 @@ def _known_codes() -> frozenset[str]:
     # The probe only needs to know whether a code exists. Importing vietnam_provinces builds enums of
     # every unit (about 4 MB resident on a Pi that idles at 35 MB); its data file gives the codes alone.
     spec = importlib.util.find_spec("vietnam_provinces")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("vietnam_provinces is not installed", name="vietnam_provinces")
     folder = Path(next(iter(spec.submodule_search_locations)))
     with open(folder / "data" / "flat-divisions.json", encoding="utf-8") as f:
         return frozenset(str(int(unit["code"])) for unit in json.load(f))

@@ -30,7 +30,7 @@ from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore, open_engine
 from xaprobe.months import utc_now
 from xaprobe.secret import Secret
-from xaprobe.uploader.upload import Target, upload_all
+from xaprobe.uploader.upload import Destination, upload_pending
 
 DEMO_COMMUNE = "18673"  # Xã Cẩm Xuyên, Hà Tĩnh (vietnam-provinces, post-2025 units)
 
@@ -69,7 +69,7 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
                 m = measure(config, store, config.links[0])
                 say("  measured " + summary_line(m))
             with requests.Session() as session:
-                outcome = upload_all(store, session, Target(config.collector_url, config.token, 30.0), 500)
+                outcome = upload_pending(store, session, Destination(config.collector_url, config.token, 30.0), 500)
             say(f"uploaded: {outcome.accepted} accepted, {outcome.duplicate} duplicate, "
                 f"{outcome.rejected} rejected; {store.backlog().pending} pending")
             answer = requests.get(base + "/api/v1/report", params={"province": unit.province_code},

@@ -152,6 +152,6 @@ def _decode_value(hint: Any, value: Any, where: str, meta: Any) -> Any:
             raise WireError(where, f"more than {meta.get('items', MAX_ITEMS)} items")
         item = typing.get_args(hint)[0]
         return tuple(_decode_value(item, v, f"{where}[{i}]", {}) for i, v in enumerate(value))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return decode(hint, value, where + ".")
     raise TypeError(f"{where}: no wire rule for {hint!r}")  # a record declared with an unsupported type

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 
 class Secret:
     """Wrap a secret string; only `reveal()` gives it back."""
@@ -16,8 +18,6 @@ class Secret:
 
     def fingerprint(self) -> str:
         """A short one-way digest: enough to tell tokens apart, useless to anyone who reads it."""
-        import hashlib
-
         return hashlib.sha256(self._value.encode()).hexdigest()[:16] if self._value else ""
 
     def __bool__(self) -> bool:

@@ -11,7 +11,7 @@ from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
 from xaprobe.agent.measure import measure
 from xaprobe.agent.store import Store
 from xaprobe.secret import Secret
-from xaprobe.uploader.upload import Target, upload_all
+from xaprobe.uploader.upload import Destination, upload_pending
 
 
 def main(store_path: str, collector: str, token: str, speedtest: str) -> None:
@@ -24,7 +24,7 @@ def main(store_path: str, collector: str, token: str, speedtest: str) -> None:
         while True:
             m = measure(config, store, config.links[0])
             print(f"stored {m.id}", flush=True)
-            outcome = upload_all(store, session, Target(collector, config.token, 10), 500)
+            outcome = upload_pending(store, session, Destination(collector, config.token, 10), 500)
             print(f"uploaded accepted={outcome.accepted} duplicate={outcome.duplicate} error={outcome.error}",
                   flush=True)
 

@@ -18,6 +18,7 @@ from conftest import make_measurement
 
 from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig, UploadConfig
 from xaprobe.agent.daemon import Probe
+from xaprobe.agent.status import probe_status, render_status
 from xaprobe.agent.store import Store
 from xaprobe.secret import Secret
 
@@ -38,15 +39,15 @@ def test_due_test_runs_then_is_uploaded_and_reported(sqlite_collector, tmp_path)
     probe.test_if_due()  # the month's first slot has long passed at NOW: due at once
     [m] = list(probe.store.measurements())
     assert m.status == "ok" and m.device_id == "probe-1" and m.link.operator == "VNPT"
-    assert probe.store.get_state("slot_end.office") is not None
+    assert probe.store.slot_end("office") is not None
     probe.test_if_due()  # the next one is planned later than NOW: nothing runs
     assert len(list(probe.store.measurements())) == 1
     probe.upload_if_due()
     assert probe.store.backlog().pending == 0 and sqlite_collector.store.count_measurements() == 1
     probe.heartbeat()
     beat = sqlite_collector.store.device("probe-1").heartbeat
-    assert beat["backlog"] == 0 and beat["version"] and beat["links"][0]["samples"] == 1
-    assert beat["disk_free_bytes"] > 0 and beat["disk_full"] is False
+    assert beat.backlog == 0 and beat.version and beat.links[0].samples == 1
+    assert beat.disk_free_bytes > 0 and beat.disk_full is False
 
 
 def test_backoff_after_failure_and_retry_after(tmp_path):
@@ -71,10 +72,10 @@ def test_backoff_after_failure_and_retry_after(tmp_path):
     probe.store.add(make_measurement(device_id="probe-1"))
     probe.upload_if_due()
     assert probe.health.next_upload_at == NOW + dt.timedelta(seconds=900)  # Retry-After beats the backoff
-    assert "503" in probe.store.get_state("last_upload_error")
+    assert "503" in probe.store.upload_record().last_error
     server.shutdown()
     probe.health.next_upload_at = None
-    probe.target = probe.target.__class__("http://127.0.0.1:9", Secret("t"), 2)  # now down altogether
+    probe.destination = probe.destination.__class__("http://127.0.0.1:9", Secret("t"), 2)  # now down altogether
     probe.upload_if_due()
     delay = (probe.health.next_upload_at - NOW).total_seconds()
     assert 0 <= delay <= min(600, 30 * 2 ** probe.health.upload_attempt)
@@ -85,35 +86,42 @@ def test_refused_token_stops_uploads(sqlite_collector, tmp_path):
     probe = probe_for(sqlite_collector, "xap_not_a_token", tmp_path)
     probe.store.add(make_measurement(device_id="probe-1"))
     probe.upload_if_due()
-    assert probe.health.token_refused
+    assert probe_status(probe.config, probe.store).token_refused is True
+    attempts = probe.store.db.execute("SELECT upload_attempts FROM measurements").fetchone()[0]
     probe.health.next_upload_at = None
     probe.upload_if_due()  # nothing is sent any more until the token is fixed
     assert probe.store.backlog().pending == 1
-    from xaprobe.agent.status import probe_status
-
-    assert probe_status(probe.config, probe.store)["token_refused"] is True
+    assert probe.store.db.execute("SELECT upload_attempts FROM measurements").fetchone()[0] == attempts
     restarted = Probe(probe.config, probe.store, requests.Session(), clock=lambda: NOW)
-    assert restarted.health.token_refused  # a restart does not forget it
+    restarted.upload_if_due()  # a restart does not forget it
+    assert probe.store.db.execute("SELECT upload_attempts FROM measurements").fetchone()[0] == attempts
     fixed = dataclasses.replace(probe.config, token=Secret(sqlite_collector.enrol()))
     renewed = Probe(fixed, probe.store, requests.Session(), clock=lambda: NOW)
-    assert not renewed.health.token_refused and probe_status(fixed, probe.store)["token_refused"] is False
+    assert probe_status(fixed, probe.store).token_refused is False
     renewed.upload_if_due()  # the new token from the collector staff: uploads resume
     assert probe.store.backlog().pending == 0
 
 
-def test_heartbeat_settings_steer_the_probe(sqlite_collector, tmp_path):
+def test_heartbeat_settings_steer_the_probe_and_status_shows_them(sqlite_collector, tmp_path):
     token = sqlite_collector.enrol(target=450)
     probe = probe_for(sqlite_collector, token, tmp_path)
     probe.heartbeat()
-    assert probe.config.links[0].target == 450 and not probe.health.paused
+    status = probe_status(probe.config, probe.store, NOW)
+    assert status.links[0].target == 450 and status.links[0].target_from_collector and not status.centre.pause
     sqlite_collector.store.steer_device("probe-1", pause=True, target=None)
     probe.heartbeat()
-    assert probe.health.paused
+    assert probe.store.centre_settings().pause
     probe.test_if_due()  # paused from the centre: no test, though one is due
     assert list(probe.store.measurements()) == []
     sqlite_collector.store.steer_device("probe-1", pause=False, target=600)
     probe.heartbeat()
-    assert not probe.health.paused and probe.config.links[0].target == 600
+    # a restarted daemon and `xaprobe status` plan with the target the collector set, not the config's 300
+    restarted = Probe(probe.config, Store.open(probe.config.store), requests.Session(), clock=lambda: NOW)
+    assert not restarted.store.centre_settings().pause
+    shown = probe_status(restarted.config, restarted.store, NOW)
+    assert shown.links[0].target == 600 and "target 600, set by the collector" in render_status(shown)
+    restarted.test_if_due()
+    assert len(list(restarted.store.measurements())) == 1
 
 
 def test_guard_keeps_the_loop_alive(tmp_path):
@@ -158,6 +166,6 @@ def test_run_notifies_systemd_and_stops_on_sigterm(sqlite_collector, tmp_path):
         proc.kill()
         sock.close()
     beat = sqlite_collector.store.device("probe-1").heartbeat  # the first heartbeat goes out at start
-    assert beat is not None and beat["device_id"] == "probe-1"
+    assert beat is not None and beat.device_id == "probe-1"
     s = Store.open(tmp_path / "probe.db")
     assert s.integrity() == "ok"

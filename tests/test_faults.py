@@ -22,7 +22,7 @@ from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig, Uplo
 from xaprobe.agent.daemon import Probe
 from xaprobe.agent.store import Store, StoreFull
 from xaprobe.secret import Secret
-from xaprobe.uploader.upload import Target, upload_batch
+from xaprobe.uploader.upload import Destination, upload_batch
 
 HERE = Path(__file__).parent
 KILLS = int(os.environ.get("XAPROBE_KILLS", "200"))
@@ -54,7 +54,7 @@ def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
             for _ in range(20):
                 if not store.pending(1):
                     break
-                upload_batch(store, s, Target(collector.base, Secret(token)), 500)
+                upload_batch(store, s, Destination(collector.base, Secret(token)), 500)
         probe_ids = [m.id for m in store.measurements()]
         pending = store.backlog().pending
         store.close()
@@ -97,7 +97,8 @@ def test_collector_down_for_a_week_then_everything_arrives_once(sqlite_collector
     assert probe.store.backlog().pending == 70 and sqlite_collector.store.count_measurements() == 0
     assert probe.health.next_upload_at - now[0] <= dt.timedelta(seconds=600)  # the backoff is capped
     back = now[0]
-    probe.target = dataclasses.replace(probe.target, collector_url=sqlite_collector.base)  # the collector is back
+    # the collector is back
+    probe.destination = dataclasses.replace(probe.destination, collector_url=sqlite_collector.base)
     while probe.store.backlog().pending and now[0] < back + dt.timedelta(hours=1):
         probe.upload_if_due()
         now[0] += dt.timedelta(seconds=30)
@@ -118,7 +119,8 @@ def test_lossy_proxy_everything_arrives_once(sqlite_collector, tmp_path):
             for _ in range(200):
                 if not store.pending(1):
                     break
-                errors += upload_batch(store, s, Target(proxy.url, Secret(token), timeout_s=2), 50).error is not None
+                destination = Destination(proxy.url, Secret(token), timeout_s=2)
+                errors += upload_batch(store, s, destination, 50).error is not None
     finally:
         proxy.close()
     assert store.backlog().pending == 0
@@ -159,7 +161,7 @@ def test_full_disk_is_reported_and_recovered(small_disk, sqlite_collector):
     probe = Probe(config, store, requests.Session(), clock=lambda: now)
     probe.test_if_due()
     assert probe.health.disk_full and "is full" in probe.health.last_error
-    assert probe.heartbeat_body()["disk_full"] is True
+    assert probe.heartbeat_record().disk_full is True
     filler.unlink()
     probe.test_if_due()  # space is back: the next test is stored
     assert probe.health.disk_full is False
@@ -176,6 +178,6 @@ def test_corrupt_store_is_reported_in_the_next_heartbeat(sqlite_collector, tmp_p
     probe = Probe(config, Store.open(config.store), requests.Session())
     probe.heartbeat()
     beat = sqlite_collector.store.device("probe-1").heartbeat
-    assert [e["kind"] for e in beat["events"]] == ["store_corrupt"]
+    assert [e.kind for e in beat.events] == ["store_corrupt"]
     assert probe.store.events(unreported_only=True) == []  # reported once
     assert len(list(tmp_path.glob("probe.db.corrupt-*"))) == 1

@@ -64,7 +64,7 @@ def test_slots_chain_after_each_test(store):
 def test_never_two_tests_closer_than_the_spacing(store):
     last = at(1000)
     store.add(make_measurement(started_at=last))
-    store.set_state("slot_end.viettel", at(1010).isoformat())  # the next slot starts 10 s later
+    store.set_slot_end("viettel", at(1010))  # the next slot starts 10 s later
     plan = link_plan(store, LINK, CONFIG, at(1020), seed="s")
     # at 300 a month, 3x the nominal rate is 1.25 an hour, under 2: tests at least 30 min apart
     assert plan.next_at >= last + 1800 * S
@@ -85,7 +85,7 @@ def test_after_downtime_one_test_is_due_then_catch_up_is_bounded(store):
 
 
 def test_clock_stepping_back_is_planned_from_now(store):
-    store.set_state("slot_end.viettel", (START + dt.timedelta(days=25)).isoformat())
+    store.set_slot_end("viettel", START + dt.timedelta(days=25))
     now = START + dt.timedelta(days=3)  # NTP pulled the clock back 22 days
     assert link_plan(store, LINK, CONFIG, now, seed="s").next_at > START + dt.timedelta(days=25)  # would stall
     plan = next_due(store, CONFIG, now, seed="s")

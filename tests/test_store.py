@@ -66,7 +66,7 @@ def test_corrupt_file_is_moved_aside_and_reported(tmp_path):
     assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not a database")
     assert s.add(make_measurement()).seq == 1
     [event] = s.events()
-    assert event["kind"] == "store_corrupt" and str(kept[0]) in event["detail"]
+    assert event.kind == "store_corrupt" and str(kept[0]) in event.detail
     assert s.integrity() == "ok"
 
 

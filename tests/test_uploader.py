@@ -10,16 +10,16 @@ import sys
 import requests
 from conftest import make_measurement
 
-from xaprobe.agent.store import REJECTED, UPLOADED
 from xaprobe.secret import Secret
-from xaprobe.uploader.upload import Target, encode_batch, upload_all, upload_batch
+from xaprobe.uploader.outbox import REJECTED, UPLOADED
+from xaprobe.uploader.upload import Destination, encode_batch, upload_batch, upload_pending
 
 
 def test_everything_pending_arrives_once(sqlite_collector, store):
     token = sqlite_collector.enrol()
     ids = [store.add(make_measurement()).id for _ in range(1200)]
     with requests.Session() as s:
-        outcome = upload_all(store, s, Target(sqlite_collector.base, Secret(token)), batch_size=500)
+        outcome = upload_pending(store, s, Destination(sqlite_collector.base, Secret(token)), batch_size=500)
     assert (outcome.accepted, outcome.duplicate, outcome.rejected, outcome.error) == (1200, 0, 0, None)
     assert store.backlog().pending == 0
     assert sqlite_collector.store.count_measurements() == 1200
@@ -35,7 +35,7 @@ def test_a_lost_answer_is_harmless(sqlite_collector, store):
                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
                            "Content-Encoding": "gzip"})
     with requests.Session() as s:
-        outcome = upload_batch(store, s, Target(sqlite_collector.base, Secret(token)), 500)
+        outcome = upload_batch(store, s, Destination(sqlite_collector.base, Secret(token)), 500)
     assert (outcome.accepted, outcome.duplicate) == (0, 1)
     assert store.upload_state(m.id) == (UPLOADED, None)
     assert sqlite_collector.store.count_measurements() == 1
@@ -45,10 +45,10 @@ def test_rejected_rows_are_kept_and_never_resent(sqlite_collector, store):
     token = sqlite_collector.enrol()
     bad = store.add(make_measurement(commune_code="99999"))
     with requests.Session() as s:
-        outcome = upload_all(store, s, Target(sqlite_collector.base, Secret(token)), 500)
+        outcome = upload_pending(store, s, Destination(sqlite_collector.base, Secret(token)), 500)
         assert outcome.rejected == 1
         assert store.upload_state(bad.id) == (REJECTED, "commune_code: 99999 is not a commune in vietnam-provinces")
-        again = upload_all(store, s, Target(sqlite_collector.base, Secret(token)), 500)
+        again = upload_pending(store, s, Destination(sqlite_collector.base, Secret(token)), 500)
     assert (again.accepted, again.duplicate, again.rejected) == (0, 0, 0)
     assert store.get(bad.id) is not None
 
@@ -56,7 +56,7 @@ def test_rejected_rows_are_kept_and_never_resent(sqlite_collector, store):
 def test_refused_token_is_reported(sqlite_collector, store):
     store.add(make_measurement())
     with requests.Session() as s:
-        outcome = upload_batch(store, s, Target(sqlite_collector.base, Secret("xap_nope")), 500)
+        outcome = upload_batch(store, s, Destination(sqlite_collector.base, Secret("xap_nope")), 500)
     assert outcome.token_refused and "401" in outcome.error
     assert store.backlog().pending == 1
 
@@ -64,7 +64,7 @@ def test_refused_token_is_reported(sqlite_collector, store):
 def test_collector_down_leaves_rows_pending(store):
     store.add(make_measurement())
     with requests.Session() as s:
-        outcome = upload_batch(store, s, Target("http://127.0.0.1:9", Secret("t"), timeout_s=2), 500)
+        outcome = upload_batch(store, s, Destination("http://127.0.0.1:9", Secret("t"), timeout_s=2), 500)
     assert outcome.error.startswith("cannot reach the collector at http://127.0.0.1:9")
     assert store.backlog().pending == 1
 
@@ -92,7 +92,7 @@ def test_upload_cli_exit_codes(sqlite_collector, tmp_path):
     assert done.stdout.strip() == "accepted 3, duplicate 0, rejected 0; 0 still pending"
     status = json.loads(subprocess.run([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "status",
                                         "--json"], capture_output=True, text=True, timeout=60).stdout)
-    assert status["last_upload_at"] and status["uploaded"] == 3 and status["last_upload_error"] == ""
+    assert status["last_upload_at"] and status["uploaded"] == 3 and status["last_upload_error"] is None
     config.write_text(config.read_text().replace(sqlite_collector.base, "http://127.0.0.1:9"))
     s = Store.open(tmp_path / "probe.db")
     s.add(make_measurement())

@@ -1,25 +1,31 @@
-"""Send pending rows in gzip JSON batches and mark each by the collector's per-item answer.
+"""Send an outbox's pending rows in gzip JSON batches and mark each by the collector's per-item answer.
 
 A row leaves `pending` only when the collector answered for it: accepted and duplicate both mean
 the collector has it (so a batch resent after a lost answer is harmless); rejected rows are kept
 with their reason and never resent. Anything else (no answer, 5xx, a cut connection) leaves the
-rows pending for the next try.
+rows pending for the next try. `upload_pending` is the one place where how delivery went is
+recorded: `xaprobe upload` and the daemon both call it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import gzip
 import json
+import logging
 import random
-from typing import Any
 
 import requests
 
 from xaprobe import __version__
-from xaprobe.agent.store import REJECTED, UPLOADED, Store
+from xaprobe.fields import WireError
+from xaprobe.health import CentreSettings, Heartbeat
 from xaprobe.months import format_utc, utc_now
 from xaprobe.secret import Secret
+from xaprobe.uploader.outbox import REJECTED, UPLOADED, Outbox, UploadRecord
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -41,8 +47,8 @@ class Outcome:
 
 
 @dataclasses.dataclass(frozen=True)
-class Target:
-    """Where and as whom to upload."""
+class Destination:
+    """Where and as whom to upload: the collector's base URL and this device's token."""
 
     collector_url: str
     token: Secret
@@ -73,7 +79,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None  # an HTTP date: rare, and the backoff covers it
 
 
-def _post(session: requests.Session, target: Target, path: str, body: bytes, gzipped: bool) -> requests.Response:
+def _post(session: requests.Session, target: Destination, path: str, body: bytes, gzipped: bool) -> requests.Response:
     headers = {"Authorization": f"Bearer {target.token.reveal()}", "Content-Type": "application/json",
                "User-Agent": f"xaprobe/{__version__}"}
     if gzipped:
@@ -89,13 +95,13 @@ def _describe(response: requests.Response) -> str:
     return f"collector answered {response.status_code}" + (f": {detail}" if detail else "")
 
 
-def upload_batch(store: Store, session: requests.Session, target: Target, batch_size: int) -> Outcome:
+def upload_batch(outbox: Outbox, session: requests.Session, target: Destination, batch_size: int) -> Outcome:
     """Send one batch of the oldest pending rows; mark what the collector answered for."""
-    rows = store.pending(batch_size)
+    rows = outbox.pending(batch_size)
     if not rows:
         return Outcome()
     body, used = encode_batch(rows)
-    store.count_attempt([mid for mid, _ in rows[:used]])
+    outbox.count_attempt([mid for mid, _ in rows[:used]])
     try:
         response = _post(session, target, "/api/v1/measurements", body, gzipped=True)
     except requests.RequestException as e:
@@ -122,35 +128,54 @@ def upload_batch(store: Store, session: requests.Session, target: Target, batch_
             marks[mid] = (REJECTED, str(answer.get("reason") or "rejected")[:500])
         else:
             marks[mid] = (UPLOADED, None)
-    store.mark(marks)
-    return Outcome(**counts)
+    outbox.mark(marks)
+    return Outcome(accepted=counts["accepted"], duplicate=counts["duplicate"], rejected=counts["rejected"])
 
 
-def upload_all(store: Store, session: requests.Session, target: Target, batch_size: int,
-               max_batches: int = 10_000) -> Outcome:
-    """Send batches until nothing is pending or an attempt fails; return the totals."""
-    total = Outcome()
+def upload_pending(outbox: Outbox, session: requests.Session, target: Destination, batch_size: int,
+                   max_batches: int = 10_000, now: dt.datetime | None = None) -> Outcome:
+    """Send batches until nothing is pending or an attempt fails; record how it went; return the totals."""
+    total, sent = Outcome(), False
     for _ in range(max_batches):
-        if not store.pending(1):
+        if not outbox.pending(1):
             break
-        outcome = upload_batch(store, session, target, batch_size)
-        total = total.plus(outcome)
+        outcome = upload_batch(outbox, session, target, batch_size)
+        total, sent = total.plus(outcome), True
         if outcome.error or outcome.accepted + outcome.duplicate + outcome.rejected == 0:
             break
+    if not sent:
+        return total  # nothing was asked of the collector: how delivery stands is unchanged
+    outbox.save_upload_record(next_record(outbox.upload_record(), total, target.token.fingerprint(),
+                                          now or utc_now()))
     return total
 
 
-def send_heartbeat(session: requests.Session, target: Target, health: dict[str, Any]) -> dict[str, Any] | None:
-    """Post the probe's health; return the settings the collector sent back, or None on failure."""
+def next_record(record: UploadRecord, outcome: Outcome, token_fingerprint: str, now: dt.datetime) -> UploadRecord:
+    """How delivery stands after this outcome: a refused token is remembered until a request goes through."""
+    if outcome.token_refused:
+        return dataclasses.replace(record, last_error=outcome.error, refused_token=token_fingerprint)
+    if outcome.error:
+        return dataclasses.replace(record, last_error=outcome.error)
+    answered = outcome.accepted + outcome.duplicate + outcome.rejected
+    return UploadRecord(last_success_at=now if answered else record.last_success_at, last_error=None,
+                        refused_token="")
+
+
+def send_heartbeat(session: requests.Session, target: Destination, heartbeat: Heartbeat) -> CentreSettings | None:
+    """Post the probe's health; return the settings the collector sent back, or None on any failure."""
+    body = json.dumps(heartbeat.to_wire(), ensure_ascii=False).encode("utf-8")
     try:
-        response = _post(session, target, "/api/v1/heartbeat", json.dumps(health).encode("utf-8"), gzipped=False)
+        response = _post(session, target, "/api/v1/heartbeat", body, gzipped=False)
     except requests.RequestException:
         return None
     if response.status_code != 200:
+        log.warning("heartbeat: %s", _describe(response))
         return None
     try:
-        return response.json().get("settings") or {}
-    except ValueError:
+        answer = response.json()
+        return CentreSettings.from_wire(answer.get("settings") if isinstance(answer, dict) else [])
+    except (ValueError, WireError) as e:  # WireError is a ValueError; named for the reader
+        log.warning("heartbeat: the collector's settings were not usable (%s); keeping the last ones", e)
         return None
 
 
