@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 import random
+from typing import Any
 
 import requests
 
@@ -24,10 +25,18 @@ from xaprobe.health import CentreSettings, Heartbeat
 from xaprobe.months import format_utc, utc_now
 from xaprobe.secret import Secret
 from xaprobe.uploader.outbox import REJECTED, UPLOADED, Outbox, UploadRecord
+from xaprobe.uploader.transport import Answer, TransportError, post
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 256 * 1024
+MAX_ANSWER_BYTES = 1 << 20  # 1000 per-item answers with reasons fit in a tenth of this
+MEASUREMENTS_PATH, HEARTBEAT_PATH = "/api/v1/measurements", "/api/v1/heartbeat"
+ANSWERS = ("accepted", "duplicate", "rejected")
+
+
+class ProtocolError(Exception):
+    """An answer from the collector that does not add up; nothing is marked from it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,20 +88,51 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None  # an HTTP date: rare, and the backoff covers it
 
 
-def _post(session: requests.Session, target: Destination, path: str, body: bytes, gzipped: bool) -> requests.Response:
+def _post(session: requests.Session, target: Destination, path: str, body: bytes, gzipped: bool,
+          max_answer_bytes: int) -> Answer:
     headers = {"Authorization": f"Bearer {target.token.reveal()}", "Content-Type": "application/json",
                "User-Agent": f"xaprobe/{__version__}"}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    return session.post(target.url(path), data=body, headers=headers, timeout=target.timeout_s)
+    return post(session, target.url(path), body, headers, target.timeout_s, max_answer_bytes)
 
 
-def _describe(response: requests.Response) -> str:
+def _json(answer: Answer) -> Any:
     try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    return f"collector answered {response.status_code}" + (f": {detail}" if detail else "")
+        return json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _describe(answer: Answer, url: str) -> str:
+    body = _json(answer)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    shown = f": {str(detail)[:200]}" if isinstance(detail, (str, int, float)) else ""
+    return f"the collector at {url} answered {answer.status}{shown}"
+
+
+def check_answers(results: Any, sent: list[str]) -> dict[str, tuple[str, str | None]]:
+    """The collector's per-item answers as marks, when they answer every sent id exactly once and nothing
+    else; raise ProtocolError otherwise (nothing is marked from an answer that does not add up)."""
+    if not isinstance(results, list):
+        raise ProtocolError("its answer has no list of results")
+    marks: dict[str, tuple[str, str | None]] = {}
+    expected = set(sent)
+    for i, result in enumerate(results):
+        if not isinstance(result, dict) or not isinstance(result.get("id"), str):
+            raise ProtocolError(f"result {i} is not an object with an id")
+        mid, status = result["id"], result.get("status")
+        if mid not in expected:
+            raise ProtocolError(f"result {i} answers an id that was not sent ({mid[:40]!r})")
+        if mid in marks:
+            raise ProtocolError(f"id {mid} is answered twice")
+        if status not in ANSWERS:
+            raise ProtocolError(f"result {i} has status {str(status)[:20]!r}")
+        reason = result.get("reason")
+        marks[mid] = (REJECTED, str(reason or "rejected")[:500]) if status == "rejected" else (UPLOADED, None)
+    if len(marks) != len(expected):
+        raise ProtocolError(f"{len(expected) - len(marks)} of the {len(expected)} items sent have no answer")
+    return marks
 
 
 def upload_batch(outbox: Outbox, session: requests.Session, target: Destination, batch_size: int) -> Outcome:
@@ -101,35 +141,28 @@ def upload_batch(outbox: Outbox, session: requests.Session, target: Destination,
     if not rows:
         return Outcome()
     body, used = encode_batch(rows)
-    outbox.count_attempt([mid for mid, _ in rows[:used]])
+    sent = [mid for mid, _ in rows[:used]]
+    outbox.count_attempt(sent)
+    url = target.url(MEASUREMENTS_PATH)
     try:
-        response = _post(session, target, "/api/v1/measurements", body, gzipped=True)
-    except requests.RequestException as e:
-        return Outcome(error=f"cannot reach the collector at {target.collector_url}: {type(e).__name__}")
-    if response.status_code == 401:
-        return Outcome(error=_describe(response) + " (the token was refused)", token_refused=True)
-    if response.status_code in (429, 503):
-        return Outcome(error=_describe(response), retry_after=retry_after_seconds(response.headers.get("Retry-After")))
-    if response.status_code != 200:
-        return Outcome(error=_describe(response))
+        answer = _post(session, target, MEASUREMENTS_PATH, body, gzipped=True, max_answer_bytes=MAX_ANSWER_BYTES)
+    except TransportError as e:
+        return Outcome(error=f"cannot reach the collector at {target.collector_url}: {e}")
+    if answer.status == 401:
+        return Outcome(error=_describe(answer, url) + " (the token was refused)", token_refused=True)
+    if answer.status in (429, 503):
+        return Outcome(error=_describe(answer, url), retry_after=retry_after_seconds(answer.headers.get("Retry-After")))
+    if answer.status != 200:
+        return Outcome(error=_describe(answer, url))
+    content = _json(answer)
     try:
-        results = response.json()["results"]
-        answers = {r["id"]: r for r in results if isinstance(r, dict) and isinstance(r.get("id"), str)}
-    except (ValueError, KeyError, TypeError):
-        return Outcome(error="the collector's answer was not the expected JSON")
-    marks: dict[str, tuple[str, str | None]] = {}
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for mid, _ in rows[:used]:
-        answer = answers.get(mid)
-        if answer is None or answer.get("status") not in counts:
-            continue
-        counts[answer["status"]] += 1
-        if answer["status"] == "rejected":
-            marks[mid] = (REJECTED, str(answer.get("reason") or "rejected")[:500])
-        else:
-            marks[mid] = (UPLOADED, None)
+        marks = check_answers(content.get("results") if isinstance(content, dict) else None, sent)
+    except ProtocolError as e:
+        return Outcome(error=f"the collector at {url} answered 200 but {e}; nothing was marked, retrying later")
     outbox.mark(marks)
-    return Outcome(accepted=counts["accepted"], duplicate=counts["duplicate"], rejected=counts["rejected"])
+    statuses = [r["status"] for r in content["results"]]  # checked above: one known status per id sent
+    return Outcome(accepted=statuses.count("accepted"), duplicate=statuses.count("duplicate"),
+                   rejected=statuses.count("rejected"))
 
 
 def upload_pending(outbox: Outbox, session: requests.Session, target: Destination, batch_size: int,
@@ -165,16 +198,17 @@ def send_heartbeat(session: requests.Session, target: Destination, heartbeat: He
     """Post the probe's health; return the settings the collector sent back, or None on any failure."""
     body = json.dumps(heartbeat.to_wire(), ensure_ascii=False).encode("utf-8")
     try:
-        response = _post(session, target, "/api/v1/heartbeat", body, gzipped=False)
-    except requests.RequestException:
+        answer = _post(session, target, HEARTBEAT_PATH, body, gzipped=False, max_answer_bytes=64 * 1024)
+    except TransportError as e:
+        log.warning("heartbeat not delivered: %s", e)
         return None
-    if response.status_code != 200:
-        log.warning("heartbeat: %s", _describe(response))
+    if answer.status != 200:
+        log.warning("heartbeat not delivered: %s", _describe(answer, target.url(HEARTBEAT_PATH)))
         return None
+    content = _json(answer)
     try:
-        answer = response.json()
-        return CentreSettings.from_wire(answer.get("settings") if isinstance(answer, dict) else [])
-    except (ValueError, WireError) as e:  # WireError is a ValueError; named for the reader
+        return CentreSettings.from_wire(content.get("settings") if isinstance(content, dict) else [])
+    except WireError as e:
         log.warning("heartbeat: the collector's settings were not usable (%s); keeping the last ones", e)
         return None
 
