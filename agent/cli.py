@@ -17,7 +17,7 @@ from xaprobe import __version__
 from xaprobe.agent.config import AgentConfig, load_config
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.status import probe_status, render_status, summary_line
-from xaprobe.agent.store import Store, StoreError
+from xaprobe.agent.store import Store
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
 from xaprobe.wire import Location, to_wire
@@ -38,13 +38,6 @@ def resolve_config(args, required: bool) -> AgentConfig:
     if args.store:
         config = dataclasses.replace(config, store=Path(args.store))
     return config
-
-
-def open_store(config: AgentConfig) -> Store:
-    try:
-        return Store.open(config.store)
-    except StoreError as e:
-        raise UserError(str(e)) from None
 
 
 def _print_json(obj) -> None:
@@ -70,7 +63,7 @@ def cmd_measure(args) -> int:
         if (args.lat is None) != (args.lon is None):
             raise UserError("--lat and --lon go together")
         location = Location(place=args.place or "", lat=args.lat, lon=args.lon)
-    store = open_store(config)
+    store = Store.open(config.store)
     cap = int(args.cap_mb * 1_000_000) if args.cap_mb else 0
     results = [measure(config, store, link, args.engine, args.server, location, cap) for link in links]
     if args.json:
@@ -101,7 +94,7 @@ def cmd_upload(args) -> int:
     config = resolve_config(args, required=True)
     if not config.collector_url:
         raise UserError(f"{config.source}: collector_url: required to upload")
-    store = open_store(config)
+    store = Store.open(config.store)
     with requests.Session() as session:
         outcome = upload_pending(store, session, Destination(config.collector_url, config.token,
                                                              config.upload.timeout_s), config.upload.batch_size)
@@ -116,7 +109,7 @@ def cmd_upload(args) -> int:
 
 def cmd_status(args) -> int:
     config = resolve_config(args, required=False)
-    store = open_store(config)
+    store = Store.open(config.store)
     status = probe_status(config, store)
     if args.json:
         _print_json(status.to_wire())
@@ -129,7 +122,7 @@ def cmd_export(args) -> int:
     import csv
 
     config = resolve_config(args, required=False)
-    store = open_store(config)
+    store = Store.open(config.store)
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         if args.format == "json":

@@ -1,7 +1,10 @@
 """`xaprobe run`: the long-running probe. Planned tests, uploads with backoff, heartbeats, pruning.
 
 Jobs run on one `schedule.Scheduler` in one thread, so only one test runs at a time on the probe.
-Each job is guarded: an error is logged and kept for the heartbeat, and the loop goes on.
+Each job is guarded: an error is logged (with its traceback) and kept for the heartbeat, and the
+loop goes on; but a store that is corrupt, deleted or on a failing disk ends the daemon with exit
+code 1, so systemd restarts it and the store is opened (and, if corrupt, moved aside) afresh.
+A full disk starts no test (its data would be lost) and backs off until space returns.
 SIGTERM ends the loop between jobs; every stored row is already durable when `Store.add` returns.
 """
 
@@ -27,7 +30,7 @@ from xaprobe.agent.config import AgentConfig
 from xaprobe.agent.measure import measure
 from xaprobe.agent.planner import close_slot, next_due
 from xaprobe.agent.status import probe_status
-from xaprobe.agent.store import Store, StoreFull
+from xaprobe.agent.store import Store, StoreBroken, StoreFull
 from xaprobe.health import MAX_EVENTS, Heartbeat
 from xaprobe.months import utc_now
 from xaprobe.uploader.upload import Destination, full_jitter_delay, send_heartbeat, upload_pending
@@ -56,6 +59,8 @@ class Health:
 
     last_error: str | None = None
     disk_full: bool = False
+    disk_full_attempt: int = 0
+    next_test_check_at: dt.datetime | None = None  # no test before this (the disk was full)
     upload_attempt: int = 0
     next_upload_at: dt.datetime | None = None
 
@@ -74,7 +79,10 @@ class Probe:
     def guarded(self, job: Callable[[], Any]) -> Callable[[], None]:
         def run() -> None:
             try:
-                job()
+                with self.store.errors(job.__name__):
+                    job()
+            except StoreBroken:
+                raise  # the daemon cannot go on without its store: run_daemon exits for systemd to restart it
             except Exception as e:  # noqa: BLE001 - the one broad guard around each scheduled job
                 self.health.last_error = f"{job.__name__}: {type(e).__name__}: {e}"
                 log.exception("job %s failed", job.__name__)
@@ -84,19 +92,32 @@ class Probe:
     def test_if_due(self) -> None:
         if self.store.centre_settings().pause:
             return
-        plan = next_due(self.store, self.config, self.clock())
-        if plan is None or plan.next_at is None or plan.next_at > self.clock():
+        now = self.clock()
+        if self.health.next_test_check_at and now < self.health.next_test_check_at:
+            return
+        plan = next_due(self.store, self.config, now)
+        if plan is None or plan.next_at is None or plan.next_at > now:
+            return
+        if not self.store.has_room():
+            self._disk_full(f"the disk under {self.store.path} is full: no test until space is freed", now)
             return
         link = next(link for link in self.config.links if link.name == plan.link)
         try:
             m = measure(self.config, self.store, link, cap_bytes=plan.cap_bytes)
         except StoreFull as e:
-            self.health.disk_full, self.health.last_error = True, str(e)
-            log.error("%s", e)
+            self._disk_full(str(e), now)
             return
-        self.health.disk_full = False
+        self.health.disk_full, self.health.disk_full_attempt, self.health.next_test_check_at = False, 0, None
         close_slot(self.store, plan, m.started_at)
         log.info("test on %s: %s", link.name, m.status if m.ok else f"failed: {m.error}")
+
+    def _disk_full(self, message: str, now: dt.datetime) -> None:
+        """Back off tests while the disk is full: the slot stays open, so the test runs once space is back."""
+        self.health.disk_full, self.health.last_error = True, message
+        self.health.disk_full_attempt += 1
+        delay = min(60.0 * 2 ** min(self.health.disk_full_attempt - 1, 10), 1800.0)
+        self.health.next_test_check_at = now + dt.timedelta(seconds=delay)
+        log.error("%s (next check in %d s)", message, delay)
 
     def upload_if_due(self) -> None:
         if self.destination is None or self.store.upload_record().refuses(self.config.token.fingerprint()):
@@ -167,13 +188,19 @@ def run_daemon(config: AgentConfig) -> int:
     with requests.Session() as session:
         probe = Probe(config, store, session)
         sched = probe.scheduler()
-        probe.guarded(probe.heartbeat)()
-        sd_notify("READY=1")
-        log.info("xaprobe %s running: %d link(s), store %s", __version__, len(config.links), config.store)
-        while not stop.is_set():
-            sched.run_pending()
-            sd_notify("WATCHDOG=1")
-            stop.wait(min(max(sched.idle_seconds or 1.0, 0.2), 5.0))
+        try:
+            probe.guarded(probe.heartbeat)()
+            sd_notify("READY=1")
+            log.info("xaprobe %s running: %d link(s), store %s", __version__, len(config.links), config.store)
+            while not stop.is_set():
+                store.check_file()
+                sched.run_pending()
+                sd_notify("WATCHDOG=1")
+                stop.wait(min(max(sched.idle_seconds or 1.0, 0.2), 5.0))
+        except StoreBroken as e:
+            log.error("%s; exiting so that systemd restarts xaprobe", e)
+            sd_notify("STOPPING=1")
+            return 1
     sd_notify("STOPPING=1")
     store.close()
     log.info("stopped")

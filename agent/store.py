@@ -10,17 +10,20 @@ open is moved aside (never deleted) and a fresh store started; the event is kept
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
 
+from xaprobe.errors import UserError
 from xaprobe.fields import WireError
 from xaprobe.health import CentreSettings, ProbeEvent
 from xaprobe.months import format_utc, month_bounds, parse_utc, utc_now
@@ -38,12 +41,47 @@ _TOKEN_REFUSED = "state.token_refused"  # fingerprint of the token the collector
 _CENTRE_SETTINGS = "state.centre_settings"  # JSON of the last CentreSettings the collector sent
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot do what was asked; the message says why and what to do."""
 
 
 class StoreFull(StoreError):
     """The disk under the store is full; nothing was written."""
+
+
+class StoreBroken(StoreError):
+    """The store's file is corrupt, was deleted, or its disk fails: a running daemon exits so systemd restarts it."""
+
+
+class StoreCorrupt(StoreBroken):
+    """SQLite says the file is not a (healthy) database; at open it is moved aside, never deleted."""
+
+
+# SQLite's primary result codes (https://sqlite.org/rescode.html); an error is classified by its code, never by text
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT = 5, 6, 8, 10, 11
+SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 13, 14, 26
+SQLITE_HEADER = b"SQLite format 3\x00"
+MIN_FREE_BYTES = 4 << 20  # below this a test's row (and its WAL frames) may not fit: no test is started
+
+
+class _FailedCheck(sqlite3.DatabaseError):
+    """quick_check found damage (SQLite itself raised nothing)."""
+
+
+def classify(error: sqlite3.Error, path: Path, doing: str) -> StoreError:
+    """The StoreError that says what this SQLite error means for the store at path."""
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code == SQLITE_FULL:
+        return StoreFull(f"the disk under {path} is full: {doing}")
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return StoreError(f"the store {path} is locked by another process (is another xaprobe running?): {doing}")
+    if code == SQLITE_IOERR:
+        return StoreBroken(f"disk I/O error on {path} (the SD card or disk may be failing): {doing}")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or isinstance(error, _FailedCheck):
+        return StoreCorrupt(f"the store {path} is corrupt ({error}): {doing}")
+    if code in (SQLITE_CANTOPEN, SQLITE_READONLY):
+        return StoreError(f"cannot write the store {path} ({error}): check the folder's owner and permissions")
+    return StoreBroken(f"the store {path} failed ({error}): {doing}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,22 +137,23 @@ MIGRATIONS = {
 }
 
 
-def _is_disk_full(error: sqlite3.Error) -> bool:
-    return "disk is full" in str(error) or "disk I/O error" in str(error)
-
-
 class Store:
     """A probe store on one SQLite file; open it with `Store.open(path)`."""
 
     def __init__(self, db: sqlite_utils.Database, path: Path):
         self.db = db
         self.path = path
+        self._inode = _inode(path)
 
     # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str) -> "Store":
-        """Open (creating or migrating) the store at path; move a corrupt file aside and start anew."""
+    def open(cls, path: Path | str, busy_timeout_s: float = 30.0) -> "Store":
+        """Open (creating or migrating) the store at path; move a corrupt file aside and start anew.
+
+        Only corruption moves a file aside: a locked store, a full disk or a failing disk is an error
+        that says so, and the file (with its outbox) stays where it is.
+        """
         path = Path(path)
         if str(path) != ":memory:":
             try:
@@ -122,25 +161,26 @@ class Store:
             except OSError as e:
                 raise StoreError(f"cannot create the folder for the store {path}: {e.strerror}") from None
         try:
-            return cls._open_checked(path)
-        except sqlite3.DatabaseError as e:
-            if str(path) == ":memory:" or _is_disk_full(e) or "unable to open" in str(e):
-                raise StoreError(f"cannot open the store {path}: {e}") from None
+            return cls._open_checked(path, busy_timeout_s)
+        except sqlite3.Error as e:
+            problem = classify(e, path, "cannot open it")
+            if str(path) == ":memory:" or not isinstance(problem, StoreCorrupt):
+                raise problem from None
             aside = _move_aside(path)
-            store = cls._open_checked(path)
+            store = cls._open_checked(path, busy_timeout_s)
             store.record_event("store_corrupt", f"{path} could not be read ({e}); moved to {aside}")
             log.error("store %s was corrupt (%s); moved to %s and started a fresh one", path, e, aside)
             return store
 
     @classmethod
-    def _open_checked(cls, path: Path) -> "Store":
-        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    def _open_checked(cls, path: Path, busy_timeout_s: float = 30.0) -> "Store":
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
-                raise sqlite3.DatabaseError(f"integrity check: {check}")
+                raise _FailedCheck(f"integrity check: {check}")
             db = sqlite_utils.Database(conn)
             store = cls(db, path)
             store._migrate()
@@ -200,11 +240,43 @@ class Store:
                      stored.status, stored.bytes_down + stored.bytes_up,
                      json.dumps(to_wire(stored), ensure_ascii=False), format_utc(utc_now())))
                 self._set_meta("next_seq", str(seq + 1))
-        except sqlite3.OperationalError as e:
-            if _is_disk_full(e):
-                raise StoreFull(f"the disk under {self.path} is full: measurement {m.id} not stored") from None
-            raise
+        except sqlite3.Error as e:
+            raise classify(e, self.path, f"measurement {m.id} not stored") from None
         return stored
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """Within the block, any SQLite error becomes the StoreError that says what it means (by its code)."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise classify(e, self.path, doing) from e
+
+    def has_room(self) -> bool:
+        """True when the disk under the store has room for another test's row (checked before a test runs)."""
+        try:
+            return shutil.disk_usage(self.path.parent).free >= MIN_FREE_BYTES
+        except OSError:
+            return True  # cannot tell: let the write itself say
+
+    def check_file(self) -> None:
+        """Raise StoreBroken when the store's file was deleted, replaced or overwritten under the running process.
+
+        SQLite keeps pages cached and in WAL mode does not reread the file's header, so a store that was
+        deleted (rows would go to an unlinked inode) or overwritten would otherwise go unnoticed for long.
+        """
+        if self._inode is None:
+            return
+        if _inode(self.path) != self._inode:
+            raise StoreBroken(f"the store file {self.path} was deleted or replaced while xaprobe ran; "
+                              "restarting opens it afresh")
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except OSError as e:
+            raise StoreBroken(f"the store file {self.path} cannot be read ({e.strerror})") from None
+        if header != SQLITE_HEADER:
+            raise StoreCorrupt(f"the store {self.path} is corrupt: its header is no longer SQLite's")
 
     def count_attempt(self, ids: list[str]) -> None:
         """Note that these rows were sent once more (the collector's answer may not have come back)."""
@@ -327,6 +399,16 @@ class Store:
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    if str(path) == ":memory:":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
 
 
 def _move_aside(path: Path) -> Path:

@@ -129,17 +129,6 @@ def test_lossy_proxy_everything_arrives_once(sqlite_collector, tmp_path):
     assert sorted(central) == sorted(ids)  # every one, none twice (the id is unique at the collector)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_full_disk_is_reported_and_recovered(small_disk, sqlite_collector):
     config = AgentConfig(device_id="probe-1", commune_code="18673", store=small_disk / "probe.db",
                          links=(LinkConfig(name="office"),),
