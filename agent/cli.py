@@ -1,7 +1,7 @@
-"""`xaprobe`: demo, measure, run, upload, status, config check, export.
+"""`xaprobe`: demo, measure, run, upload, status, config check, config sample, export.
 
 Commands import what only they use inside their own function (lazy on purpose, not to dodge a
-circle): `xaprobe status` or `config check` on a Pi loads no engine, no requests and no scheduler.
+circle): `xaprobe status` or `config check` on a Pi loads no engine run code, no requests and no scheduler.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from xaprobe import __version__
 from xaprobe.agent.config import AgentConfig, load_config
+from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.status import probe_status, render_status, summary_line
 from xaprobe.agent.store import Store
@@ -44,16 +46,30 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=None))
 
 
+# `xaprobe measure` options that override a setting of the chosen engine, when it has that setting
+ENGINE_OPTIONS = {"duration": "duration_s", "streams": "streams"}
+
+
+def _overridden(config: AgentConfig, engine: str, args) -> Any:
+    """The engine's settings with --duration/--streams applied; a UserError when it has no such setting."""
+    settings = config.engine_settings(engine)
+    names = {f.name for f in dataclasses.fields(settings)}
+    changes = {}
+    for option, name in ENGINE_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            if name not in names:
+                raise UserError(f"--{option}: the {engine} engine has no {name} setting")
+            changes[name] = value
+    return dataclasses.replace(settings, **changes)
+
+
 def cmd_measure(args) -> int:
     from xaprobe.agent.measure import measure
 
     config = resolve_config(args, required=False)
-    http = config.http
-    if args.duration is not None:
-        http = dataclasses.replace(http, duration_s=args.duration)
-    if args.streams is not None:
-        http = dataclasses.replace(http, streams=args.streams)
-    config = dataclasses.replace(config, http=http)
+    engine = args.engine or config.engine
+    config = dataclasses.replace(config, engines={**config.engines, engine: _overridden(config, engine, args)})
     links = config.links if not args.link else tuple(link for link in config.links if link.name == args.link)
     if not links:
         raise UserError(f"--link: no link named {args.link!r} in {config.source} "
@@ -65,7 +81,7 @@ def cmd_measure(args) -> int:
         location = Location(place=args.place or "", lat=args.lat, lon=args.lon)
     store = Store.open(config.store)
     cap = int(args.cap_mb * 1_000_000) if args.cap_mb else 0
-    results = [measure(config, store, link, args.engine, args.server, location, cap) for link in links]
+    results = [measure(config, store, link, engine, args.server, location, cap) for link in links]
     if args.json:
         for m in results:
             _print_json(to_wire(m))
@@ -83,6 +99,13 @@ def cmd_config_check(args) -> int:
                      "links": [link.name for link in config.links]})
     else:
         print(f"{path}: ok ({len(config.links)} link(s): {', '.join(link.name for link in config.links)})")
+    return 0
+
+
+def cmd_config_sample(args) -> int:
+    from xaprobe.agent.sample import sample_config
+
+    print(sample_config(), end="")
     return 0
 
 
@@ -171,11 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("measure", help="run one test now on each link (or --link) and store it")
-    s.add_argument("--engine", choices=("http", "speedtest"))
+    s.add_argument("--engine", choices=engine_names(), help="default from the config")
     s.add_argument("--server", metavar="URL", help="test server (default from the config)")
     s.add_argument("--link", metavar="NAME")
-    s.add_argument("--duration", type=float, metavar="S")
-    s.add_argument("--streams", type=int, metavar="N")
+    s.add_argument("--duration", type=float, metavar="S", help="seconds per direction (engines with duration_s)")
+    s.add_argument("--streams", type=int, metavar="N", help="parallel streams (engines with streams)")
     s.add_argument("--cap-mb", type=float, metavar="MB", help="at most this many MB per direction")
     s.add_argument("--place", metavar="TEXT", help="where the test is made (field mode)")
     s.add_argument("--lat", type=float)
@@ -205,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", nargs="?")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_config_check)
+    s = cfg.add_parser("sample", help="print a commented agent.toml with every key, its help and its default")
+    s.set_defaults(func=cmd_config_sample)
     return p
 
 

@@ -5,82 +5,87 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
+from xaprobe.agent.engines import engine_names, settings_class
 from xaprobe.agent.paths import default_store_path
 from xaprobe.errors import ConfigError
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
 from xaprobe.tomlcheck import TableReader
+from xaprobe.tomlschema import declared, read_table, read_value, setting
 
 ACCESS = ("ethernet", "wifi", "cellular", "other", "auto")
-ENGINES = ("http", "speedtest")
 
 
 @dataclasses.dataclass(frozen=True)
 class LinkConfig:
-    name: str
-    interface: str = ""
-    operator: str = ""
-    access: str = "auto"
-    target: int = 300
-    budget_mb: float = 0.0  # 0: no budget
-    source_address: str = ""
+    """One [[links]] table: a network the probe measures (a USB modem, the office line, ...)."""
 
-
-@dataclasses.dataclass(frozen=True)
-class HttpEngineConfig:
-    server: str = ""
-    paths: str = "plain"
-    streams: int = 4
-    duration_s: float = 10.0
-    cap_mb: float = 0.0
-    latency_samples: int = 12
-    timeout_s: float = 10.0
-
-
-@dataclasses.dataclass(frozen=True)
-class SpeedtestEngineConfig:
-    server: str = ""
-    server_ids: tuple[str, ...] = ()
-    cap_mb: float = 0.0
-    timeout_s: float = 10.0
+    name: str = setting("", "A name for this link, unique in this file.", required=True)
+    interface: str = setting("", "The network interface, as `ip link` shows it.", required=True)
+    operator: str = setting("", "The operator (empty: what ModemManager reports).")
+    access: str = setting("auto", 'How the link reaches the internet; "auto" reads it from sysfs.', choices=ACCESS)
+    target: int = setting(300, "Samples wanted per link per month (the province asks for at least 300).")
+    budget_mb: float = setting(0.0, "Monthly data budget of this link in MB (0: no budget).")
+    source_address: str = setting("", "Send tests from this local address (empty: the interface's own).")
 
 
 @dataclasses.dataclass(frozen=True)
 class UploadConfig:
-    batch_size: int = 500
-    backoff_base_s: float = 30.0
-    backoff_cap_s: float = 600.0
-    heartbeat_interval_s: float = 900.0
-    timeout_s: float = 30.0
-    retention_days: int = 90
+    """The [upload] table: how measurements and heartbeats reach the collector."""
+
+    batch_size: int = setting(500, "Measurements per request.", low=1, high=1000)
+    backoff_base_s: float = setting(30.0, "After a failed upload, wait a full-jitter exponential backoff starting "
+                                          "at this many seconds ...", low=0.01, high=86_400.0)
+    backoff_cap_s: float = setting(600.0, "... and never longer than this.", low=0.01, high=86_400.0)
+    heartbeat_interval_s: float = setting(900.0, "Seconds between heartbeats.", low=1.0, high=86_400.0)
+    timeout_s: float = setting(30.0, "Timeout in seconds for each request to the collector.", low=1.0, high=600.0)
+    retention_days: int = setting(90, "Uploaded rows are pruned after this many days; pending rows never are.",
+                                  low=1, high=3650)
 
 
 @dataclasses.dataclass(frozen=True)
 class PlannerConfig:
-    min_gap_s: float = 30.0
-    quiet_hours: tuple[str, ...] = ()
+    """The [planner] table: when tests may run."""
+
+    min_gap_s: float = setting(30.0, "Never two tests on one link closer than this many seconds.",
+                               low=30.0, high=86_400.0)
+    quiet_hours: tuple[str, ...] = setting((), 'Local times with no tests, e.g. ["00:30-05:00"].')
 
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
-    device_id: str = ""
-    token: Secret = Secret("")
-    commune_code: str = ""
-    collector_url: str = ""
-    timezone: str = DEFAULT_TZ
-    store: Path = dataclasses.field(default_factory=default_store_path)
-    engine: str = "http"
-    links: tuple[LinkConfig, ...] = (LinkConfig(name="default"),)
-    http: HttpEngineConfig = HttpEngineConfig()
-    speedtest: SpeedtestEngineConfig = SpeedtestEngineConfig()
-    upload: UploadConfig = UploadConfig()
-    planner: PlannerConfig = PlannerConfig()
-    source: str = "(built-in defaults)"
+    """The whole of agent.toml; custom fields are read by the named functions below (source is not a key)."""
+
+    device_id: str = setting("", "The device id the collector gave when it enrolled this probe.")
+    token: Secret = setting(Secret(""), "The device token: put it here (token = ...), or in a file of its own "
+                                        "(token_file, safer; a path relative to this file).", custom=True)
+    commune_code: str = setting("", "The commune this probe counts for: its official code (see "
+                                    "vietnam-provinces).", custom=True)
+    collector_url: str = setting("", "Where the central collector is.", url=True)
+    timezone: str = setting(DEFAULT_TZ, "A month is a calendar month in this time zone.")
+    store: Path = dataclasses.field(default_factory=default_store_path, metadata={
+        "custom": True, "help": "The probe's SQLite file (default /var/lib/xaprobe/probe.db, or $STATE_DIRECTORY "
+                                "under systemd; a path relative to this file)."})
+    engine: str = setting("http", "The engine used for planned tests.", choices=engine_names)
+    links: tuple[LinkConfig, ...] = setting((LinkConfig(name="default"),), "One [[links]] per network the probe "
+                                            "measures: one USB modem per operator, the office line, ...",
+                                            custom=True)
+    # engine name -> its Settings; an engine missing here runs with its defaults (see engine_settings)
+    engines: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False, metadata={"custom": True})
+    upload: UploadConfig = setting(UploadConfig(), "", custom=True)
+    planner: PlannerConfig = setting(PlannerConfig(), "", custom=True)
+    source: str = setting("(built-in defaults)", "", custom=True)
+
+    def engine_settings(self, name: str) -> Any:
+        """The named engine's settings: from [engines.<name>], else that engine's defaults."""
+        settings = self.engines.get(name)
+        return settings if settings is not None else settings_class(name)()
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -100,15 +105,6 @@ def load_config(path: Path) -> AgentConfig:
     return parse_config(data, str(path), base_dir=path.parent)
 
 
-def _url(r: TableReader, name: str, required: bool = False) -> str:
-    value = r.text(name, required=required)
-    if value:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            r.fail(name, f'must be an http:// or https:// URL, got "{value}"')
-    return value
-
-
 def _token(r: TableReader, base_dir: Path) -> Secret:
     token = r.text("token")
     token_file = r.text("token_file")
@@ -126,18 +122,26 @@ def _token(r: TableReader, base_dir: Path) -> Secret:
     return Secret(token)
 
 
-def _link(r: TableReader, default_target: int) -> LinkConfig:
-    link = LinkConfig(
-        name=r.text("name", required=True),
-        interface=r.text("interface", required=True),
-        operator=r.text("operator"),
-        access=r.choice("access", ACCESS, "auto"),
-        target=r.integer("target", default_target),
-        budget_mb=r.number("budget_mb", 0.0),
-        source_address=r.text("source_address"),
-    )
+def _links(r: TableReader, target: int) -> tuple[LinkConfig, ...]:
+    """Every [[links]] table (a link's target defaults to the top-level one); names must differ."""
+    links = tuple(read_table(t, LinkConfig, defaults={"target": target}) for t in r.tables("links"))
+    names = [link.name for link in links]
+    for i, name in enumerate(names):
+        if name and names.index(name) != i:
+            r.fail(f"links[{i}].name", f'"{name}" is used by links[{names.index(name)}] too')
+    return links or (LinkConfig(name="default", target=target),)
+
+
+def _engines(r: TableReader) -> dict[str, Any]:
+    """Each registered engine's Settings from its [engines.<name>] table (defaults where absent)."""
+    engines: dict[str, Any] = {name: read_table(r.sub(name), settings_class(name)) for name in engine_names()}
     r.reject_unknown()
-    return link
+    return engines
+
+
+def _store(r: TableReader, base_dir: Path) -> Path:
+    store = r.text("store")
+    return (base_dir / store) if store else default_store_path()
 
 
 def _commune(r: TableReader) -> str:
@@ -157,14 +161,11 @@ def _commune(r: TableReader) -> str:
     return code
 
 
-def _timezone(r: TableReader) -> str:
-    tz = r.text("timezone", DEFAULT_TZ)
+def _check_timezone(r: TableReader, tz: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         r.fail("timezone", f'unknown time zone "{tz}" (e.g. "Asia/Ho_Chi_Minh")')
-        return DEFAULT_TZ
-    return tz
 
 
 def parse_quiet(window: str) -> tuple[dt.time, dt.time]:
@@ -175,72 +176,27 @@ def parse_quiet(window: str) -> tuple[dt.time, dt.time]:
     return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
 
 
-def _quiet_hours(r: TableReader) -> tuple[str, ...]:
-    windows = r.text_list("quiet_hours")
-    for i, window in enumerate(windows):
+def _planner(r: TableReader) -> PlannerConfig:
+    planner = read_table(r, PlannerConfig)
+    for i, window in enumerate(planner.quiet_hours):
         try:
             parse_quiet(window)
         except ValueError:
             r.fail(f"quiet_hours[{i}]", f'must look like "00:30-05:00", got "{window}"')
-    return windows
+    return planner
 
 
 def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentConfig:
     """Check a parsed TOML document and return its AgentConfig; raise ConfigError on problems."""
     problems: list[str] = []
     r = TableReader(data, "", problems)
-    target = r.integer("target", 300)
-    store = r.text("store")
-    engines = r.sub("engines")
-    http = engines.sub("http")
-    speed = engines.sub("speedtest")
-    up = r.sub("upload")
-    plan = r.sub("planner")
-    links = tuple(_link(t, target) for t in r.tables("links")) or (LinkConfig(name="default", target=target),)
-    names = [link.name for link in links]
-    for i, name in enumerate(names):
-        if name and names.index(name) != i:
-            problems.append(f"links[{i}].name: \"{name}\" is used by links[{names.index(name)}] too")
-    config = AgentConfig(
-        device_id=r.text("device_id"),
-        token=_token(r, base_dir),
-        commune_code=_commune(r),
-        collector_url=_url(r, "collector_url"),
-        timezone=_timezone(r),
-        store=(base_dir / store) if store else default_store_path(),
-        engine=r.choice("engine", ENGINES, "http"),
-        links=links,
-        http=HttpEngineConfig(
-            server=_url(http, "server"),
-            paths=http.choice("paths", ("plain", "php"), "plain"),
-            streams=http.integer("streams", 4, low=1, high=32),
-            duration_s=http.number("duration_s", 10.0, low=1.0, high=120.0),
-            cap_mb=http.number("cap_mb", 0.0),
-            latency_samples=http.integer("latency_samples", 12, low=10, high=100),
-            timeout_s=http.number("timeout_s", 10.0, low=1.0, high=120.0),
-        ),
-        speedtest=SpeedtestEngineConfig(
-            server=_url(speed, "server"),
-            server_ids=speed.text_list("server_ids"),
-            cap_mb=speed.number("cap_mb", 0.0),
-            timeout_s=speed.number("timeout_s", 10.0, low=1.0, high=120.0),
-        ),
-        upload=UploadConfig(
-            batch_size=up.integer("batch_size", 500, low=1, high=1000),
-            backoff_base_s=up.number("backoff_base_s", 30.0, low=0.01, high=86_400.0),
-            backoff_cap_s=up.number("backoff_cap_s", 600.0, low=0.01, high=86_400.0),
-            heartbeat_interval_s=up.number("heartbeat_interval_s", 900.0, low=1.0, high=86_400.0),
-            timeout_s=up.number("timeout_s", 30.0, low=1.0, high=600.0),
-            retention_days=up.integer("retention_days", 90, low=1, high=3650),
-        ),
-        planner=PlannerConfig(
-            min_gap_s=plan.number("min_gap_s", 30.0, low=30.0, high=86_400.0),
-            quiet_hours=_quiet_hours(plan),
-        ),
-        source=source,
-    )
-    for table in (http, speed, engines, up, plan, r):
-        table.reject_unknown()
+    # the top-level target is every link's default target, checked as a link's own would be
+    target = read_value(r, declared(LinkConfig, "target"), int)
+    config = read_table(r, AgentConfig, token=_token(r, base_dir), commune_code=_commune(r),
+                        store=_store(r, base_dir), links=_links(r, target), engines=_engines(r.sub("engines")),
+                        upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
+                        source=source)
+    _check_timezone(r, config.timezone)
     if config.collector_url and not config.device_id:
         problems.append("device_id: required when collector_url is set")
     if config.collector_url and not config.token:

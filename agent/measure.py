@@ -36,17 +36,18 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
             server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
             bind: bool = True) -> Measurement:
     """Run one test on the link and store it (failed tests too); return the stored Measurement."""
+    engine = engine or config.engine
     described = link_context(link)
     interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
     request = RunRequest(link=described, bind_interface=interface, source_address=link.source_address,
                           cap_bytes=cap_bytes)
     if bind and link.interface and not interface:
-        result = Measurement(id=new_id(), started_at=utc_now(), engine=engine or config.engine, status="failed",
+        result = Measurement(id=new_id(), started_at=utc_now(), engine=engine, status="failed",
                              link=described, agent_version=__version__,
                              error=f"interface {link.interface} does not exist "
                                    "(is the modem plugged in? check links[].interface)")
     else:
-        result = run_engine(engine or config.engine, request, config, server)
+        result = run_engine(engine, request, config.engine_settings(engine), server)
     stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,
                                   clock_synced=context.clock_synced(), location=location)
     return store.add(stamped)

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from netlab import NetLab, ceiling_mbps  # noqa: E402
 
+from xaprobe.agent.engines import engine_names  # noqa: E402
+
 
 def one_run(lab: NetLab, url: str, engine: str, store: Path, extra: list[str]) -> dict:
     out, cpu, rss = lab.run_client([sys.executable, "-m", "xaprobe.agent", "--store", str(store), "measure",
@@ -43,7 +45,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rates", type=float, nargs="+", default=[5, 20, 100, 300], metavar="MBIT")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--engines", nargs="+", default=["http", "speedtest"], choices=["http", "speedtest"])
+    p.add_argument("--engines", nargs="+", default=list(engine_names()), choices=engine_names(),
+                   help="default: every registered engine")
     p.add_argument("--no-unshaped", action="store_true")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -20,7 +20,8 @@ from typing import Any
 import requests
 
 from xaprobe import communes
-from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig
+from xaprobe.agent.engines import http as http_engine
 from xaprobe.agent.measure import measure
 from xaprobe.agent.status import summary_line
 from xaprobe.agent.store import Store
@@ -62,7 +63,8 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
             config = AgentConfig(device_id="demo-cam-xuyen", token=Secret(token), commune_code=unit.code,
                                  collector_url=base + "/", store=store_path or Path(tmp) / "probe.db",
                                  links=(LinkConfig(name="loopback", operator="Demo"),),
-                                 http=HttpEngineConfig(server=base + "/speedtest/", duration_s=duration_s),
+                                 engines={"http": http_engine.Settings(server=base + "/speedtest/",
+                                                                       duration_s=duration_s)},
                                  source="(demo)")
             store = Store.open(config.store)
             for _ in range(measurements):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import requests
 
-from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig
+from xaprobe.agent.engines import http as http_engine
 from xaprobe.agent.measure import measure
 from xaprobe.agent.store import Store
 from xaprobe.secret import Secret
@@ -17,7 +18,8 @@ from xaprobe.uploader.upload import Destination, upload_pending
 def main(store_path: str, collector: str, token: str, speedtest: str) -> None:
     config = AgentConfig(device_id="probe-1", token=Secret(token), commune_code="18673", collector_url=collector,
                          store=Path(store_path), links=(LinkConfig(name="office", operator="VNPT"),),
-                         http=HttpEngineConfig(server=speedtest, duration_s=0.15, streams=1, latency_samples=10))
+                         engines={"http": http_engine.Settings(server=speedtest, duration_s=0.15, streams=1,
+                                                               latency_samples=10)})
     store = Store.open(config.store)
     print(f"integrity {store.integrity()}", flush=True)
     with requests.Session() as session:

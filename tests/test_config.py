@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import tomllib
+import types
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
+from xaprobe.agent.cli import _overridden, build_parser
 from xaprobe.agent.config import load_config, parse_config
-from xaprobe.errors import ConfigError
+from xaprobe.agent.engines import REGISTRY, run_engine
+from xaprobe.agent.engines.base import RunRequest
+from xaprobe.agent.sample import sample_config
+from xaprobe.errors import ConfigError, UserError
+from xaprobe.months import utc_now
+from xaprobe.tomlschema import setting
+from xaprobe.wire import Measurement, new_id
 
 
 def problems_of(text: str, tmp_path: Path) -> list[str]:
@@ -86,3 +96,84 @@ def test_config_check_cli_exit_codes_and_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     missing = run_cli("config", "check", str(tmp_path / "nope.toml"))
     assert missing.returncode == 1 and "file not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_config_agent_toml_is_the_sample_command_output():
+    sample = run_cli("config", "sample")
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout == (REPO / "config" / "agent.toml").read_text(encoding="utf-8"), \
+        "config/agent.toml is generated: run `xaprobe config sample > config/agent.toml`"
+
+
+def test_sample_values_are_the_defaults_where_no_example_is_given():
+    config = parse_config(tomllib.loads(sample_config()), "sample", base_dir=REPO / "config")
+    assert config.engine_settings("http").streams == 4 and config.engine_settings("speedtest").timeout_s == 10.0
+    assert config.upload.batch_size == 500 and config.planner.min_gap_s == 30.0
+    assert [link.target for link in config.links] == [300, 300]
+
+
+def test_parsing_a_config_does_not_load_speedtest_cli():
+    code = ("import sys; from pathlib import Path; from xaprobe.agent.config import load_config; "
+            f"load_config(Path({str(REPO / 'config' / 'agent.toml')!r})); print('speedtest' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSettings:
+    level: int = setting(3, "How loud the fake engine is.", low=1, high=5)
+    streams: int = setting(1, "Parallel streams.", low=1, high=8)
+
+
+def fake_run(request: RunRequest, settings: FakeSettings, server: str | None = None) -> Measurement:
+    return Measurement(id=new_id(), started_at=utc_now(), engine="fake", status="failed",
+                       error=f"level {settings.level}")
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """A tiny engine added the way a real one is: a module, and one line in the registry."""
+    module = types.ModuleType("fake_engine", "The `fake` engine: a test double.")
+    module.Settings = FakeSettings
+    module.run = fake_run
+    monkeypatch.setitem(sys.modules, "fake_engine", module)
+    monkeypatch.setitem(REGISTRY, "fake", "fake_engine")
+
+
+def test_an_unregistered_engine_section_is_an_unknown_key():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"engines": {"fake": {"level": 4}}}, "inline")
+    assert info.value.problems == ["engines.fake: unknown key"]
+
+
+def test_the_registry_alone_adds_an_engine_to_config_cli_and_sample(fake_engine):
+    config = parse_config({"engine": "fake", "engines": {"fake": {"level": 4}}}, "inline")
+    assert config.engine == "fake" and config.engine_settings("fake") == FakeSettings(level=4)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"engines": {"fake": {"level": 9, "levle": 1}}}, "inline")
+    assert info.value.problems == ["engines.fake.level: must be an integer from 1 to 5, got 9",
+                                   "engines.fake.levle: unknown key (did you mean 'level'?)"]
+    assert build_parser().parse_args(["measure", "--engine", "fake"]).engine == "fake"
+    assert run_engine("fake", RunRequest(), config.engine_settings("fake")).error == "level 4"
+    sample = sample_config()
+    assert "# The `fake` engine: a test double.\n[engines.fake]\n# How loud the fake engine is. From 1 to 5.\n" \
+           "level = 3\n" in sample
+    assert parse_config(tomllib.loads(sample), "sample", base_dir=REPO / "config").engine_settings("fake").level == 3
+
+
+def test_measure_options_override_the_chosen_engines_settings(fake_engine):
+    config = parse_config({}, "inline")
+    args = build_parser().parse_args(["measure", "--streams", "2", "--duration", "3"])
+    assert _overridden(config, "http", args) == dataclasses.replace(config.engine_settings("http"), streams=2,
+                                                                    duration_s=3.0)
+    assert _overridden(config, "fake", build_parser().parse_args(["measure", "--streams", "5"])).streams == 5
+    with pytest.raises(UserError, match="^--duration: the fake engine has no duration_s setting$"):
+        _overridden(config, "fake", args)
+
+
+def test_measure_option_the_engine_lacks_is_one_line_error(tmp_path):
+    result = run_cli("--config", str(REPO / "config" / "agent.toml"), "--store", str(tmp_path / "p.db"), "measure",
+                     "--engine", "speedtest", "--streams", "2")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("--streams: the speedtest engine has no streams setting")
+    assert not (tmp_path / "p.db").exists()  # refused before anything was stored

@@ -16,8 +16,9 @@ import time
 import requests
 from conftest import make_measurement
 
-from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig, UploadConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig, UploadConfig
 from xaprobe.agent.daemon import Probe
+from xaprobe.agent.engines import http as http_engine
 from xaprobe.agent.status import probe_status, render_status
 from xaprobe.agent.store import Store
 from xaprobe.secret import Secret
@@ -29,7 +30,8 @@ def probe_for(collector, token, tmp_path, **upload) -> Probe:
     config = AgentConfig(device_id="probe-1", token=Secret(token), commune_code="18673",
                          collector_url=collector.base + "/", store=tmp_path / "probe.db",
                          links=(LinkConfig(name="office", operator="VNPT"),),
-                         http=HttpEngineConfig(server=collector.base + "/speedtest/", duration_s=1, streams=2),
+                         engines={"http": http_engine.Settings(server=collector.base + "/speedtest/", duration_s=1,
+                                                               streams=2)},
                          upload=UploadConfig(**upload))
     return Probe(config, Store.open(config.store), requests.Session(), clock=lambda: NOW, rng=random.Random(1))
 

@@ -11,12 +11,11 @@ import threading
 import pytest
 from conftest import free_port
 
-from xaprobe.agent.config import HttpEngineConfig
 from xaprobe.agent.engines import http as engine
 from xaprobe.agent.engines import rates
 from xaprobe.agent.engines.base import RunRequest, describe_error
 
-FAST = HttpEngineConfig(duration_s=1.0, streams=2, timeout_s=3)
+FAST = engine.Settings(duration_s=1.0, streams=2, timeout_s=3)
 
 
 def test_measures_both_directions_on_loopback(speedtest_server):
@@ -32,7 +31,7 @@ def test_measures_both_directions_on_loopback(speedtest_server):
 
 def test_byte_cap_stops_the_test_at_the_cap(speedtest_server):
     cap = 8 * 1024 * 1024
-    m = engine.run(RunRequest(cap_bytes=cap), HttpEngineConfig(duration_s=5, streams=4), speedtest_server)
+    m = engine.run(RunRequest(cap_bytes=cap), engine.Settings(duration_s=5, streams=4), speedtest_server)
     assert m.status == "ok" and m.capped
     # what the kernel counted includes HTTP headers, nothing more than that beyond the cap
     assert cap * 0.85 <= m.bytes_down <= cap + 64 * 1024
@@ -52,7 +51,7 @@ def test_silent_server_times_out():
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)  # accepts TCP, never answers HTTP
     port = listener.getsockname()[1]
-    m = engine.run(RunRequest(), HttpEngineConfig(duration_s=1, timeout_s=1), f"http://127.0.0.1:{port}/")
+    m = engine.run(RunRequest(), engine.Settings(duration_s=1, timeout_s=1), f"http://127.0.0.1:{port}/")
     listener.close()
     assert m.status == "failed" and m.error == f"no answer from 127.0.0.1:{port} in time (timeout)"
 
@@ -100,7 +99,7 @@ def test_server_error_status_is_named():
 
 
 def test_php_layout_is_served_too(speedtest_server):
-    m = engine.run(RunRequest(), HttpEngineConfig(duration_s=1, streams=1, paths="php"), speedtest_server)
+    m = engine.run(RunRequest(), engine.Settings(duration_s=1, streams=1, paths="php"), speedtest_server)
     assert m.status == "ok", m.error
 
 
@@ -112,7 +111,7 @@ def test_unknown_interface_is_named():
 
 
 def test_no_server_configured():
-    m = engine.run(RunRequest(), HttpEngineConfig(), None)
+    m = engine.run(RunRequest(), engine.Settings(), None)
     assert m.status == "failed" and "no server given" in m.error
 
 

@@ -7,13 +7,12 @@ import threading
 
 import pytest
 
-from xaprobe.agent.config import SpeedtestEngineConfig
 from xaprobe.agent.engines import speedtest as engine
 from xaprobe.agent.engines.base import RunRequest
 
 
 def test_runs_against_a_local_mini_server(speedtest_server):
-    m = engine.run(RunRequest(), SpeedtestEngineConfig(), speedtest_server)
+    m = engine.run(RunRequest(), engine.Settings(), speedtest_server)
     assert m.status == "ok", m.error
     assert m.engine == "speedtest"
     assert m.download_mbps > 50 and m.upload_mbps > 50
@@ -23,7 +22,7 @@ def test_runs_against_a_local_mini_server(speedtest_server):
 
 def test_byte_cap_holds(speedtest_server):
     cap = 20_000_000
-    m = engine.run(RunRequest(cap_bytes=cap), SpeedtestEngineConfig(), speedtest_server)
+    m = engine.run(RunRequest(cap_bytes=cap), engine.Settings(), speedtest_server)
     assert m.status == "ok" and m.capped
     assert 0 < m.bytes_down <= cap and 0 < m.bytes_up <= cap
 
@@ -58,7 +57,7 @@ def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, mon
     monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.server_port}")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    m = engine.run(RunRequest(), SpeedtestEngineConfig(timeout_s=3), None)
+    m = engine.run(RunRequest(), engine.Settings(timeout_s=3), None)
     proxy.shutdown()
     assert m.status == "failed"
     assert m.error.startswith(f"cannot fetch speedtest.net's configuration (HTTP Error {status}")
@@ -66,7 +65,7 @@ def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, mon
 
 
 def test_unreachable_mini_server_is_a_clean_failure():
-    m = engine.run(RunRequest(), SpeedtestEngineConfig(timeout_s=2), "http://127.0.0.1:9/speedtest/")
+    m = engine.run(RunRequest(), engine.Settings(timeout_s=2), "http://127.0.0.1:9/speedtest/")
     assert m.status == "failed"
     assert m.error == "the server 127.0.0.1:9 did not answer latency.txt (is it a Speedtest server?)"
 

@@ -18,8 +18,9 @@ import requests
 from conftest import make_measurement
 from faultproxy import FaultyProxy
 
-from xaprobe.agent.config import AgentConfig, HttpEngineConfig, LinkConfig, UploadConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig, UploadConfig
 from xaprobe.agent.daemon import Probe
+from xaprobe.agent.engines import http as http_engine
 from xaprobe.agent.store import Store, StoreFull
 from xaprobe.secret import Secret
 from xaprobe.uploader.upload import Destination, upload_batch
@@ -132,7 +133,8 @@ def test_lossy_proxy_everything_arrives_once(sqlite_collector, tmp_path):
 def test_full_disk_is_reported_and_recovered(small_disk, sqlite_collector):
     config = AgentConfig(device_id="probe-1", commune_code="18673", store=small_disk / "probe.db",
                          links=(LinkConfig(name="office"),),
-                         http=HttpEngineConfig(server=sqlite_collector.base + "/speedtest/", duration_s=0.2, streams=1))
+                         engines={"http": http_engine.Settings(server=sqlite_collector.base + "/speedtest/",
+                                                               duration_s=0.2, streams=1)})
     store = Store.open(config.store)
     kept = [store.add(make_measurement(link=dataclasses.replace(make_measurement().link, name="office"))).id
             for _ in range(5)]

@@ -1,4 +1,4 @@
-"""The contract every engine meets: `run(request, settings) -> Measurement`, failures included.
+"""The contract every engine meets: `Settings` and `run(request, settings, server) -> Measurement`, failures included.
 
 An engine measures one link once. It never raises for a network problem: a refused connection,
 a timeout or a server error is a Measurement with status "failed" and a one-line `error`.

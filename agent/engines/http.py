@@ -9,6 +9,7 @@ still sitting in a send buffer is never counted as sent.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import http.client
 import json
 import os
@@ -18,11 +19,11 @@ import time
 from urllib.parse import urlsplit
 
 from xaprobe import __version__
-from xaprobe.agent.config import HttpEngineConfig
 from xaprobe.agent.engines import rates
 from xaprobe.agent.engines.base import EngineError, RunRequest, describe_error
 from xaprobe.agent.engines.sockets import ByteMeter, abort, bound_connector, tcp_counters
 from xaprobe.months import utc_now
+from xaprobe.tomlschema import setting
 from xaprobe.wire import Measurement, Server, new_id
 
 MIB = 1 << 20
@@ -33,8 +34,23 @@ DOWNLOAD_CHUNKS = 100
 SAMPLE_EVERY_S = 0.05
 MAX_SAMPLE_SPREAD_S = 0.002
 PING_EVERY_S = 0.2
-_PAYLOAD = os.urandom(MIB)  # incompressible upload bytes, made once, shared by every stream
 USER_AGENT = f"xaprobe/{__version__}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The [engines.http] table of agent.toml."""
+
+    server: str = setting("", "A LibreSpeed-compatible server: the collector's own /speedtest/, a provincial "
+                              "server, ...", url=True)
+    paths: str = setting("plain", '"plain" for /garbage, /empty, /getIP; "php" for LibreSpeed\'s garbage.php, '
+                                  "empty.php, getIP.php.", choices=("plain", "php"))
+    streams: int = setting(4, "Parallel TCP streams per direction.", low=1, high=32)
+    duration_s: float = setting(10.0, "Seconds per direction.", low=1.0, high=120.0)
+    cap_mb: float = setting(0.0, "At most this many MB per direction per test (0: no cap). The planner caps tests "
+                                 "by itself when a link's monthly budget runs short.")
+    latency_samples: int = setting(12, "Idle latency round trips.", low=10, high=100)
+    timeout_s: float = setting(10.0, "Timeout in seconds for each network operation.", low=1.0, high=120.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +118,8 @@ class _Session:
     def connection(self, meter: ByteMeter | None = None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.ep.scheme == "https" else http.client.HTTPConnection
         conn = cls(self.ep.host, self.ep.port, timeout=self.timeout)
-        conn._create_connection = self.connector  # bind every socket to the link
+        # bind every socket to the link through http.client's own connect hook (private, so not in typeshed)
+        conn._create_connection = self.connector  # type: ignore[attr-defined]
         conn.connect()
         if meter is not None:
             meter.attach(conn.sock)
@@ -176,8 +193,15 @@ def _download_stream(s: _Session, meter: ByteMeter, budget: _Budget) -> None:
         s.fail(e)
 
 
+@functools.cache
+def _payload() -> bytes:
+    """Incompressible upload bytes, made on the first upload (not at import: parsing a config imports this
+    module) and shared by every stream after it."""
+    return os.urandom(MIB)
+
+
 def _upload_stream(s: _Session, meter: ByteMeter, budget: _Budget) -> None:
-    payload = memoryview(_PAYLOAD)
+    payload = memoryview(_payload())
     try:
         conn = s.connection(meter)
         while not s.stop.is_set():
@@ -265,7 +289,7 @@ def _client_info(s: _Session) -> tuple[str, str]:
     return ip.strip()[:64], isp.strip()[:200]
 
 
-def run(request: RunRequest, settings: HttpEngineConfig, server: str | None = None) -> Measurement:
+def run(request: RunRequest, settings: Settings, server: str | None = None) -> Measurement:
     """Measure latency, download and upload against a LibreSpeed server; failures are Measurements."""
     started = utc_now()
     clock = time.perf_counter()
@@ -298,10 +322,11 @@ def run(request: RunRequest, settings: HttpEngineConfig, server: str | None = No
         where = f"{urlsplit(url).hostname}:{urlsplit(url).port or ''}".rstrip(":")
         return dataclasses.replace(base, error=describe_error(e, where), bytes_down=s.bytes_down if s else 0,
                                    bytes_up=s.bytes_up if s else 0, duration_s=round(time.perf_counter() - clock, 3))
+    loaded_latency, _ = rates.latency_stats(loaded)
     return dataclasses.replace(
         base, status="ok", download_mbps=round(down, 3), upload_mbps=round(up, 3),
         latency_ms=round(latency, 3) if latency is not None else None,
         jitter_ms=round(jitter, 3) if jitter is not None else None,
-        loaded_latency_ms=round(rates.latency_stats(loaded)[0], 3) if loaded else None,
+        loaded_latency_ms=round(loaded_latency, 3) if loaded_latency is not None else None,
         bytes_down=used_down, bytes_up=used_up, capped=cap_down or cap_up, client_ip=ip, isp=isp,
         duration_s=round(time.perf_counter() - clock, 3))

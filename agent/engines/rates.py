@@ -68,7 +68,9 @@ def steady_mbps(samples: list[tuple[float, int]]) -> float:
     windows = window_rates(samples)
     steady = statistics.median(windows) if windows else (samples[-1][1] - samples[0][1]) / (t_e - samples[0][0])
     quarter = (t_e - t_s) * ENDS_SHARE
-    head = [p for p in samples if t_s <= p[0] <= t_s + quarter] or [(t_s, bytes_at(samples, t_s))]
+    # an interpolated point has fractional bytes, so the head's points are (s, bytes) as floats
+    head: list[tuple[float, float]] = [p for p in samples if t_s <= p[0] <= t_s + quarter] \
+        or [(t_s, bytes_at(samples, t_s))]
     tail = [p for p in samples if p[0] >= t_e - quarter] or [samples[-1]]
     t0, b0 = max(head, key=lambda p: p[1] - steady * p[0])
     t1, b1 = max(tail, key=lambda p: p[1] - steady * p[0])

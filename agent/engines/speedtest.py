@@ -17,12 +17,14 @@ import math
 import socket
 import struct
 import time
+from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
 
 from xaprobe import __version__
-from xaprobe.agent.config import SpeedtestEngineConfig
 from xaprobe.agent.engines.base import EngineError, RunRequest, describe_error
 from xaprobe.months import utc_now
+from xaprobe.tomlschema import setting
 from xaprobe.wire import Measurement, Server, new_id
 
 # Ookla's random{N}x{N}.jpg sizes in bytes, to plan a byte cap before the test
@@ -30,6 +32,19 @@ DOWNLOAD_BYTES = {350: 245388, 500: 505544, 750: 1118012, 1000: 1986284, 1500: 4
                   2500: 12407926, 3000: 17816816, 3500: 24262167, 4000: 31625365}
 UPLOAD_SIZES = [32768, 65536, 131072, 262144, 524288, 1048576, 7340032]
 SIOCGIFADDR = 0x8915
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The [engines.speedtest] table of agent.toml."""
+
+    server: str = setting("", "An Ookla/Speedtest-Mini server's upload URL (e.g. http://host/speedtest/upload.php) "
+                              "to test without fetching speedtest.net's configuration; empty: ask speedtest.net "
+                              "for the nearest server.", url=True)
+    server_ids: tuple[str, ...] = setting((), "Or a list of Ookla server ids to choose from (the nearest of them "
+                                              "by latency).")
+    cap_mb: float = setting(0.0, "At most this many MB per direction per test (0: no cap).")
+    timeout_s: float = setting(10.0, "Timeout in seconds for each network operation.", low=1.0, high=120.0)
 
 
 def public_config(ratio: int = 5, max_chunks: int = 50) -> dict:
@@ -56,7 +71,7 @@ def cap_config(config: dict, cap: int) -> dict:
     count = config["counts"]["download"]
     while count > 1 and count * DOWNLOAD_BYTES[sizes[0]] > cap:
         count -= 1
-    kept = []
+    kept: list[int] = []
     for size in sizes:
         if count * (sum(DOWNLOAD_BYTES[s] for s in kept) + DOWNLOAD_BYTES[size]) > cap:
             break
@@ -92,8 +107,10 @@ def _server_entry(url: str) -> dict:
             "sponsor": parts.hostname, "country": "", "cc": "", "lat": "0", "lon": "0", "d": 0.0}
 
 
-def _speedtest_module():
-    import speedtest  # speedtest-cli: imported here only, so nothing else depends on it
+def _speedtest_module() -> ModuleType:
+    # speedtest-cli is imported here only, when this engine runs: parsing a config imports this module
+    # for its Settings, and a Pi should not load speedtest-cli unless the speedtest engine runs
+    import speedtest
 
     return speedtest
 
@@ -102,8 +119,9 @@ def _client(url: str, source: str | None, timeout: float, cap: int):
     st = _speedtest_module()
     if url:
         supplied = cap_config(public_config(), cap)
+        speedtest_class: Any = st.Speedtest  # a class known only once the lazy import ran
 
-        class SuppliedConfig(st.Speedtest):
+        class SuppliedConfig(speedtest_class):
             """speedtest-cli with the configuration given instead of fetched from speedtest.net."""
 
             def get_config(self):  # noqa: ANN201 - speedtest-cli's own signature
@@ -123,7 +141,7 @@ def _client(url: str, source: str | None, timeout: float, cap: int):
     return client
 
 
-def run(request: RunRequest, settings: SpeedtestEngineConfig, server: str | None = None) -> Measurement:
+def run(request: RunRequest, settings: Settings, server: str | None = None) -> Measurement:
     """Run speedtest-cli once over the link; failures are Measurements with a reason."""
     started, clock = utc_now(), time.perf_counter()
     url = server or settings.server
