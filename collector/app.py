@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from xaprobe import __version__, communes
 from xaprobe.collector.body import read_json
+from xaprobe.collector.devices import Device
 from xaprobe.collector.exports import render_report
 from xaprobe.collector.fleet import fleet
 from xaprobe.collector.ingest import ingest
@@ -24,7 +25,7 @@ from xaprobe.collector.metrics import Metrics, MetricsMiddleware
 from xaprobe.collector.reports import monthly_report, refresh_recent
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.speedtest_app import speedtest_app
-from xaprobe.collector.store import CollectorStore, Device
+from xaprobe.collector.store import CollectorStore
 from xaprobe.months import month_of, parse_utc, utc_now
 
 log = logging.getLogger("xaprobe.collector")
@@ -103,14 +104,14 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
         if token is None:
             raise HTTPException(401, "missing Authorization: Bearer <device token>",
                                 headers={"WWW-Authenticate": "Bearer"})
-        device = store.device_for_token(token, clock())
+        device = store.devices.for_token(token, clock())
         if device is None:
             raise HTTPException(401, "this token is not known (enrol the device or check its token)",
                                 headers={"WWW-Authenticate": "Bearer"})
         if device.revoked_at is not None:
             raise HTTPException(403, f"device {device.id} was revoked")
         now = clock().timestamp()
-        if store.count_request(device.id, int(now // 60)) > settings.rate_per_minute:
+        if store.devices.count_request(device.id, int(now // 60)) > settings.rate_per_minute:
             wait = max(1, int(60 - now % 60) + 1)
             raise HTTPException(429, f"more than {settings.rate_per_minute} requests a minute from {device.id}",
                                 headers={"Retry-After": str(wait)})
@@ -118,7 +119,7 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
 
     def admin_auth(request: Request) -> str:
         token = bearer(request) or request.cookies.get(ADMIN_COOKIE)
-        name = store.admin_for_token(token) if token else None
+        name = store.devices.admin_for_token(token) if token else None
         if name is None:
             raise HTTPException(401, "admin token required (Authorization: Bearer <admin token>)",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -129,8 +130,8 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
     def get_metrics() -> str:
         now = clock()
-        return metrics.render({"1h": store.devices_seen_since(now - dt.timedelta(hours=1)),
-                               "24h": store.devices_seen_since(now - dt.timedelta(days=1))})
+        return metrics.render({"1h": store.devices.seen_since(now - dt.timedelta(hours=1)),
+                               "24h": store.devices.seen_since(now - dt.timedelta(days=1))})
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["ops"])
     def healthz() -> str:
@@ -164,7 +165,7 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
             raise HTTPException(400, "heartbeat body must be a JSON object")
         now = clock()
         body["received_at"] = now.isoformat()
-        steer = store.record_heartbeat(device.id, body, now)
+        steer = store.devices.record_heartbeat(device.id, body, now)
         return {"ok": True, "settings": steer, "server_time": now.isoformat()}
 
     @app.get("/api/v1/report", tags=["reports"], responses={

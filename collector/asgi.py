@@ -8,8 +8,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from xaprobe.collector.app import create_app
+from xaprobe.collector.db import open_engine
 from xaprobe.collector.settings import load_settings
-from xaprobe.collector.store import CollectorStore, open_engine
+from xaprobe.collector.store import CollectorStore
 
 CONFIG_ENV, DB_ENV, PROVINCE_ENV = "XAPROBE_COLLECTOR_CONFIG", "XAPROBE_COLLECTOR_DB", "XAPROBE_COLLECTOR_PROVINCE"
 

@@ -59,7 +59,7 @@ def login_post(request: Request, token: str = Form(...), next: str = Form("/"),
 
 
 def _sign_in(request: Request, token: str, next: str, lang: str) -> Response:
-    if request.app.state.store.admin_for_token(token) is None:
+    if request.app.state.store.devices.admin_for_token(token) is None:
         response = _page("login.html", request, lang, next=next, error=True)
         response.status_code = 401
         return response
@@ -120,7 +120,7 @@ def commune_page(request: Request, code: str, month: str | None = Query(None, pa
     from zoneinfo import ZoneInfo
     zone = ZoneInfo(state.settings.timezone)
     downloads: dict[str, list[float]] = defaultdict(list)
-    for r in state.store.month_rows(month, commune_codes=[unit.code]):
+    for r in state.store.stats.month_rows(month, commune_codes=[unit.code]):
         if r.status == "ok" and r.download_mbps is not None:
             downloads[r.operator].append(r.download_mbps)
         if r.status == "ok":
@@ -165,7 +165,7 @@ def export_raw(request: Request, fmt: Literal["csv", "xlsx"],
     state = request.app.state
     month = _month(request, month)
     code = communes.normalise_code(commune) if commune else None
-    rows = state.store.raw_rows(month, code, None if code else (province or state.settings.province))
+    rows = state.store.stats.raw_rows(month, code, None if code else (province or state.settings.province))
     name = f"xaprobe-samples-{code or province or state.settings.province}-{month}.{fmt}"
     return Response(render_raw(rows, fmt, month), media_type=_MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

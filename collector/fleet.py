@@ -45,9 +45,9 @@ def device_status(revoked: bool, last_seen: dt.datetime | None, now: dt.datetime
 
 def fleet(store: CollectorStore, now: dt.datetime, province: str | None = None) -> list[DeviceHealth]:
     """Every enrolled device (of one province when given), silent and stale ones first."""
-    last_samples = store.last_sample_by_device()
+    last_samples = store.stats.last_sample_by_device()
     out = []
-    for d in store.devices():
+    for d in store.devices.all():
         unit = communes.commune(d.commune_code)
         if province is not None and (unit is None or unit.province_code != province):
             continue

@@ -118,7 +118,7 @@ def _compute(store: CollectorStore, settings: CollectorSettings, month: str, com
              provinces: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Figures per scope: in SQL where the database has percentiles (PostgreSQL), else from the rows."""
     threshold = settings.threshold_mbps
-    aggregates = store.aggregate_month(month, threshold, commune_codes, provinces)
+    aggregates = store.stats.aggregate_month(month, threshold, commune_codes, provinces)
     grouped: dict[str, dict[str, OperatorMonth]] = {c: {} for c in commune_codes}
     grouped.update({"p" + p: {} for p in provinces})
     if aggregates is not None:
@@ -127,10 +127,10 @@ def _compute(store: CollectorStore, settings: CollectorSettings, month: str, com
     else:
         rows: dict[str, dict[str, list[Any]]] = {scope: defaultdict(list) for scope in grouped}
         if commune_codes:
-            for row in store.month_rows(month, commune_codes=commune_codes):
+            for row in store.stats.month_rows(month, commune_codes=commune_codes):
                 rows[row.commune_code][row.operator].append(row)
         if provinces:
-            for row in store.month_rows(month, province=provinces):
+            for row in store.stats.month_rows(month, province=provinces):
                 rows["p" + row.province_code][row.operator].append(row)
         for scope, by_op in rows.items():
             grouped[scope] = {op: _operator_month(r, threshold) for op, r in by_op.items()}
@@ -143,8 +143,8 @@ def refresh_month(store: CollectorStore, settings: CollectorSettings, month: str
 
     A province's own figures ("p" scopes) are recomputed for that province's report; the whole country's
     report recomputes communes only, so a late batch never makes it read every province again."""
-    stale = store.stale_communes(month, province)
-    redo = {(s, p) for s, p, _ in stale} | store.stale_by_threshold(month, province, settings.threshold_mbps)
+    stale = store.stats.stale_communes(month, province)
+    redo = {(s, p) for s, p, _ in stale} | store.stats.stale_by_threshold(month, province, settings.threshold_mbps)
     if province is None:
         redo = {(s, p) for s, p in redo if not s.startswith("p")}
     if not redo:
@@ -154,7 +154,7 @@ def refresh_month(store: CollectorStore, settings: CollectorSettings, month: str
     figures = _compute(store, settings, month, commune_codes, provinces)
     province_of = dict(redo)
     scopes = {scope: (province_of[scope], rows) for scope, rows in figures.items()}
-    store.save_stats(month, scopes, settings.threshold_mbps, [(s, v) for s, p, v in stale if (s, p) in redo])
+    store.stats.save(month, scopes, settings.threshold_mbps, [(s, v) for s, p, v in stale if (s, p) in redo])
     return len(redo)
 
 
@@ -165,7 +165,7 @@ def refresh_recent(store: CollectorStore, settings: CollectorSettings, now: dt.d
     done = 0
     for month in (month_of(start - dt.timedelta(days=1), settings.timezone), this):
         done += refresh_month(store, settings, month, None)
-        for province in store.stale_provinces(month):
+        for province in store.stats.stale_provinces(month):
             done += refresh_month(store, settings, month, province)
     return done
 
@@ -186,10 +186,10 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         units = [c for c in units if c.code == only_commune]
     refresh_month(store, settings, month, code)
     by_scope: dict[str, dict[str, OperatorMonth]] = defaultdict(dict)
-    for row in store.stats(month, code):
+    for row in store.stats.cached(month, code):
         by_scope[row.scope][row.operator] = _from_stat(row)
     share = elapsed_share(month, settings.timezone, now)
-    targets = store.commune_targets()
+    targets = store.devices.commune_targets()
     out = []
     for unit in units:
         operators = dict(sorted(by_scope.get(unit.code, {}).items()))

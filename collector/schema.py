@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from xaprobe.errors import UserError
+
 SCHEMA_VERSION = 2
 metadata = sa.MetaData()
 
@@ -134,6 +136,10 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+class SchemaTooNew(UserError):
+    """The database was made by a newer collector than this one."""
+
+
 def migrate(engine: sa.Engine) -> int:
     """Create or upgrade the schema in place, in one transaction per step; return the version."""
     with engine.begin() as conn:
@@ -143,7 +149,7 @@ def migrate(engine: sa.Engine) -> int:
             return SCHEMA_VERSION
         version = conn.execute(sa.select(schema_info.c.version)).scalar_one()
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"the database has schema {version}, newer than this collector "
+        raise SchemaTooNew(f"the database has schema {version}, newer than this collector "
                            f"({SCHEMA_VERSION}): upgrade xaprobe")
     for step in range(version + 1, SCHEMA_VERSION + 1):
         with engine.begin() as conn:

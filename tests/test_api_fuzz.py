@@ -39,4 +39,4 @@ def test_the_api_keeps_its_contract(collector):
         admin = operation.path.startswith(("/api/v1/report", "/api/v1/fleet"))
         fuzz(operation, collector.admin_token if admin else device_token)
     assert calls["n"] >= len(operations) * 5
-    assert dataclasses.is_dataclass(collector.store.devices()[0])
+    assert dataclasses.is_dataclass(collector.store.devices.all()[0])
