@@ -71,13 +71,14 @@ def devices_for(store: CollectorStore, units: list) -> None:
 
 def mark_all_stale(store: CollectorStore, units: list, months: list[str]) -> None:
     from xaprobe.collector.schema import stale_months
+    from xaprobe.collector.scope import province_scope
 
     with store.engine.begin() as conn:
         provinces = {u.province_code for u in units}
         conn.execute(stale_months.insert(),
-                     [{"month": m, "commune_code": u.code, "province_code": u.province_code, "version": 1}
+                     [{"month": m, "scope": u.code, "province_code": u.province_code, "version": 1}
                       for m in months for u in units]
-                     + [{"month": m, "commune_code": "p" + p, "province_code": p, "version": 1}
+                     + [{"month": m, "scope": province_scope(p), "province_code": p, "version": 1}
                         for m in months for p in provinces])
 
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from xaprobe import communes
+from xaprobe.collector.scope import province_of_scope, province_scope
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
 from xaprobe.months import month_bounds, month_of
@@ -120,7 +121,7 @@ def _compute(store: CollectorStore, settings: CollectorSettings, month: str, com
     threshold = settings.threshold_mbps
     aggregates = store.stats.aggregate_month(month, threshold, commune_codes, provinces)
     grouped: dict[str, dict[str, OperatorMonth]] = {c: {} for c in commune_codes}
-    grouped.update({"p" + p: {} for p in provinces})
+    grouped.update({province_scope(p): {} for p in provinces})
     if aggregates is not None:
         for row in aggregates:
             grouped[row.scope][row.operator] = _from_aggregate(row)
@@ -131,7 +132,7 @@ def _compute(store: CollectorStore, settings: CollectorSettings, month: str, com
                 rows[row.commune_code][row.operator].append(row)
         if provinces:
             for row in store.stats.month_rows(month, province=provinces):
-                rows["p" + row.province_code][row.operator].append(row)
+                rows[province_scope(row.province_code)][row.operator].append(row)
         for scope, by_op in rows.items():
             grouped[scope] = {op: _operator_month(r, threshold) for op, r in by_op.items()}
     return {scope: [_stat_row(op, o) for op, o in sorted(ops.items())] for scope, ops in grouped.items()}
@@ -141,16 +142,16 @@ def refresh_month(store: CollectorStore, settings: CollectorSettings, month: str
     """Recompute the cached figures that batches made stale (or that used another threshold); return how
     many scopes were recomputed. They come from the measurements themselves, so late arrivals count.
 
-    A province's own figures ("p" scopes) are recomputed for that province's report; the whole country's
+    A province's own figures (its province scope) are recomputed for that province's report; the whole country's
     report recomputes communes only, so a late batch never makes it read every province again."""
-    stale = store.stats.stale_communes(month, province)
+    stale = store.stats.stale_scopes(month, province)
     redo = {(s, p) for s, p, _ in stale} | store.stats.stale_by_threshold(month, province, settings.threshold_mbps)
     if province is None:
-        redo = {(s, p) for s, p in redo if not s.startswith("p")}
+        redo = {(s, p) for s, p in redo if province_of_scope(s) is None}
     if not redo:
         return 0
-    commune_codes = sorted(s for s, _ in redo if not s.startswith("p"))
-    provinces = sorted(s[1:] for s, _ in redo if s.startswith("p"))
+    commune_codes = sorted(s for s, _ in redo if province_of_scope(s) is None)
+    provinces = sorted(p for p in map(province_of_scope, (s for s, _ in redo)) if p is not None)
     figures = _compute(store, settings, month, commune_codes, provinces)
     province_of = dict(redo)
     scopes = {scope: (province_of[scope], rows) for scope, rows in figures.items()}
@@ -174,13 +175,14 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
                    now: dt.datetime, only_commune: str | None = None) -> MonthReport:
     """Every commune of the province (those with no sample too), for one local month; province "all" gives
     the whole country (its operator figures are per province only)."""
+    code: str | None
     if province == "all":
         name, code, units = "Việt Nam", None, communes.all_communes()
     else:
-        name = communes.province_name(province)
-        if name is None:
+        found = communes.province_name(province)
+        if found is None:
             raise ValueError(f"{province!r} is not a province code in vietnam-provinces")
-        code = communes.normalise_code(province)
+        name, code = found, communes.normalise_code(province)
         units = communes.communes_of(code)
     if only_commune is not None:
         units = [c for c in units if c.code == only_commune]
@@ -203,5 +205,5 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
     if only_commune is not None:
         operators = out[0].operators if out else {}
     else:
-        operators = dict(sorted(by_scope.get("p" + code, {}).items())) if code else {}
+        operators = dict(sorted(by_scope.get(province_scope(code), {}).items())) if code else {}
     return MonthReport(month, province if code is None else code, name, settings.threshold_mbps, out, operators)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from xaprobe.collector.db import upsert
 from xaprobe.collector.schema import devices, measurements, stale_months
+from xaprobe.collector.scope import province_scope
 
 
 class SampleStore:
@@ -31,7 +32,7 @@ class SampleStore:
             inserted = {r[0] for r in conn.execute(statement, rows)}
             conn.execute(seen)
             touched = {(r["month"], scope, r["province_code"]) for r in rows if r["id"] in inserted
-                       for scope in (r["commune_code"], "p" + r["province_code"])}
+                       for scope in (r["commune_code"], province_scope(r["province_code"]))}
             if touched:
                 self._mark_stale(conn, touched)
         return inserted
@@ -39,6 +40,6 @@ class SampleStore:
     def _mark_stale(self, conn: sa.Connection, touched: set[tuple[str, str, str]]) -> None:
         # a version, not a flag: a refresh that read the old rows clears only the version it saw
         statement = upsert(self.engine, stale_months).on_conflict_do_update(
-            index_elements=["month", "commune_code"], set_={"version": stale_months.c.version + 1})
-        conn.execute(statement, [{"month": m, "commune_code": c, "province_code": p, "version": 1}
-                                 for m, c, p in sorted(touched)])
+            index_elements=["month", "scope"], set_={"version": stale_months.c.version + 1})
+        conn.execute(statement, [{"month": m, "scope": s, "province_code": p, "version": 1}
+                                 for m, s, p in sorted(touched)])

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from xaprobe.collector.db import aware
 from xaprobe.collector.schema import STAT_COLUMNS, measurements, month_stats, stale_months
+from xaprobe.collector.scope import province_scope
 
 
 def _percentiles(column: Any, ok: Any) -> Any:
@@ -37,9 +38,9 @@ class StatsStore:
         self.engine = engine
         self.dialect = engine.dialect.name
 
-    def stale_communes(self, month: str, province: str | None) -> list[tuple[str, str, int]]:
-        """(commune, province, version) of the month whose cached figures are out of date."""
-        query = sa.select(stale_months.c.commune_code, stale_months.c.province_code, stale_months.c.version
+    def stale_scopes(self, month: str, province: str | None) -> list[tuple[str, str, int]]:
+        """(scope, province, version) of the month whose cached figures are out of date."""
+        query = sa.select(stale_months.c.scope, stale_months.c.province_code, stale_months.c.version
                           ).where(stale_months.c.month == month)
         if province is not None:
             query = query.where(stale_months.c.province_code == province)
@@ -51,10 +52,10 @@ class StatsStore:
         c = stale_months.c
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(c.province_code).where(
-                (c.month == month) & c.commune_code.startswith("p")))]
+                (c.month == month) & (c.scope == province_scope(c.province_code))))]
 
     def stale_by_threshold(self, month: str, province: str | None, threshold: float) -> set[tuple[str, str]]:
-        """(commune, province) whose cached figures were made with another download threshold."""
+        """(scope, province) whose cached figures were made with another download threshold."""
         c = month_stats.c
         query = sa.select(c.scope, c.province_code).where((c.month == month) & (c.threshold != threshold)).distinct()
         if province is not None:
@@ -76,8 +77,7 @@ class StatsStore:
                 out += conn.execute(sa.select(*_figures(c.commune_code, threshold)).where(
                     (c.month == month) & c.commune_code.in_(chunk)).group_by(c.commune_code, c.operator)).all()
             if provinces:
-                scope = sa.literal("p") + c.province_code
-                out += conn.execute(sa.select(*_figures(scope, threshold)).where(
+                out += conn.execute(sa.select(*_figures(province_scope(c.province_code), threshold)).where(
                     (c.month == month) & c.province_code.in_(provinces)).group_by(c.province_code, c.operator)).all()
         return out
 
@@ -98,9 +98,9 @@ class StatsStore:
                 conn.execute(month_stats.insert(), rows)
             if done:
                 conn.execute(stale_months.delete().where(
-                    (stale_months.c.month == month) & (stale_months.c.commune_code == sa.bindparam("commune"))
+                    (stale_months.c.month == month) & (stale_months.c.scope == sa.bindparam("stale"))
                     & (stale_months.c.version == sa.bindparam("seen"))),
-                    [{"commune": commune, "seen": version} for commune, version in done])
+                    [{"stale": scope, "seen": version} for scope, version in done])
 
     def cached(self, month: str, province: str | None) -> list[Any]:
         """Cached figures of the month: (scope, operator, province_code, samples, failed, ...) rows."""

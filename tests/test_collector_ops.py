@@ -56,9 +56,14 @@ def test_a_database_of_the_previous_schema_is_upgraded_without_loss(db_url):
         rows = conn.execute(sa.select(schema.measurements.c.download_mbps, schema.measurements.c.capped)).all()
     assert sorted(r[0] for r in rows) == [10.0 + i for i in range(30)] and not any(r[1] for r in rows)
     assert store.devices.for_token("xap_old", now).id == "old-probe"
+    stale_columns = {c["name"] for c in sa.inspect(store.engine).get_columns("stale_months")}
+    assert "scope" in stale_columns and "commune_code" not in stale_columns  # v3 renamed it
+    assert sorted(s for s, _, _ in store.stats.stale_scopes("2026-11", "42")) == ["18673", "p42"]  # v2 marked both
     report = monthly_report(store, CollectorSettings(), "2026-11", "42", now)
     camxuyen = next(c for c in report.communes if c.code == "18673")
     assert camxuyen.samples == 30 and camxuyen.operators["Viettel"].download_mbps.median == 24.5
+    assert report.operators["Viettel"].samples == 30  # the province's own figures, from its scope
+    assert store.stats.stale_scopes("2026-11", "42") == []
     store.devices.set_commune_target("18673", 500)
     assert store.devices.commune_targets() == {"18673": 500}
     store.engine.dispose()
