@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -19,6 +18,9 @@ from xaprobe.collector.exports import render_report
 from xaprobe.collector.fleet import fleet
 from xaprobe.collector.ingest import ingest
 from xaprobe.collector.reports import monthly_report
+from xaprobe.collector.wire_schema import record_schema
+from xaprobe.fields import WireError
+from xaprobe.health import Heartbeat
 from xaprobe.months import month_of, parse_utc
 
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "table": "text/plain; charset=utf-8",
@@ -50,8 +52,8 @@ _MEASUREMENTS_BODY = {"requestBody": {"required": True, "content": {"application
     "type": "object", "required": ["measurements"],
     "properties": {"measurements": {"type": "array", "maxItems": 1000, "items": {"type": "object"}},
                    "sent_at": {"type": "string", "format": "date-time"}}}}}}}
-_HEARTBEAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "additionalProperties": True}}}}}
+_HEARTBEAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": record_schema(Heartbeat)}}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 401, 403, 413, 415, 429)}
 
@@ -83,12 +85,13 @@ async def post_measurements(request: Request, device: Device = Depends(device_au
 async def post_heartbeat(request: Request, device: Device = Depends(device_auth),
                          s: Services = Depends(services)) -> Any:
     body = await read_json(request, 64 * 1024, 256 * 1024)
-    if not isinstance(body, dict):
-        raise HTTPException(400, "heartbeat body must be a JSON object")
+    try:
+        heartbeat = Heartbeat.from_wire(body)
+    except WireError as e:
+        raise HTTPException(400, str(e)) from None  # names the field: "links[0].target: must be between ..."
     now = s.clock()
-    body["received_at"] = now.isoformat()
-    steer = s.store.devices.record_heartbeat(device.id, body, now)
-    return {"ok": True, "settings": steer, "server_time": now.isoformat()}
+    centre = s.store.devices.record_heartbeat(device.id, heartbeat, now)
+    return {"ok": True, "settings": centre.to_wire(), "server_time": now.isoformat()}
 
 
 def _province_or_404(province: str) -> None:
@@ -117,4 +120,4 @@ def get_fleet(province: str | None = Query(None, pattern=PROVINCE_PATTERN),
     if province is not None:
         _province_or_404(province)
     code = communes.normalise_code(province) if province else None
-    return [dataclasses.asdict(h) for h in fleet(s.store, s.clock(), code)]
+    return [h.to_json() for h in fleet(s.store, s.clock(), code)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from xaprobe import __version__, communes
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
+from xaprobe.health import MAX_TARGET
 from xaprobe.months import month_of, parse_month, utc_now
 from xaprobe.slug import slugify
 
@@ -63,7 +63,14 @@ access = "auto"
 '''
 
 
+def _check_target(target: int | None) -> None:
+    """A target the probe accepts from the collector (it refuses settings outside these bounds)."""
+    if target is not None and not 1 <= target <= MAX_TARGET:
+        raise UserError(f"--target must be a number of samples a month from 1 to {MAX_TARGET}, got {target}")
+
+
 def cmd_device_add(args) -> int:
+    _check_target(args.target)
     settings, store = _open(args)
     unit = communes.commune(args.commune)
     if unit is None:
@@ -126,13 +133,12 @@ def cmd_device_rotate(args) -> int:
 
 
 def cmd_device_set(args) -> int:
+    _check_target(args.target)
     _, store = _open(args)
-    if args.target is not None and args.target < 1:
-        raise UserError("--target must be a positive number of samples")
     pause = True if args.pause else False if args.resume else None
-    settings = store.devices.steer(args.device_id, pause, args.target)
-    print(f"{args.device_id}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
-          + (f", target {args.target}" if args.target else "") + " (the probe takes it at its next heartbeat)")
+    settings = store.devices.steer(args.device_id, pause, args.target, utc_now())
+    target = f"target {settings.target}" if settings.target else "target from its agent.toml"
+    print(f"{args.device_id}: pause {settings.pause}, {target} (the probe takes it at its next heartbeat)")
     return 0
 
 
@@ -177,7 +183,7 @@ def cmd_fleet(args) -> int:
     _, store = _open(args)
     health = fleet(store, utc_now(), communes.normalise_code(args.province) if args.province else None)
     if args.json:
-        print(json.dumps([dataclasses.asdict(h) for h in health], ensure_ascii=False, default=str))
+        print(json.dumps([h.to_json() for h in health], ensure_ascii=False))
         return 0
     for h in health:
         seen = h.last_seen_at.strftime("%Y-%m-%d %H:%M") if h.last_seen_at else "never"

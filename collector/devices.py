@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from xaprobe.collector.db import aware, upsert
 from xaprobe.collector.schema import admins, commune_targets, devices, rate_windows
 from xaprobe.errors import UserError
+from xaprobe.health import CentreSettings, Heartbeat
 
 TOKEN_PREFIX = "xap_"
 
@@ -41,16 +42,39 @@ class Device:
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     last_seen_at: dt.datetime | None
-    last_heartbeat_at: dt.datetime | None
-    heartbeat: dict[str, Any] | None
-    settings: dict[str, Any]
+    last_heartbeat_at: dt.datetime | None  # when the collector received heartbeat
+    heartbeat: Heartbeat | None  # the latest, as the probe sent it; None: none yet, or one we cannot read
+    settings: CentreSettings  # what staff set for it (`device set`); its next heartbeat answer
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _heartbeat(text: str | None) -> Heartbeat | None:
+    """The stored heartbeat; one an older collector kept in another shape reads as none, never an error."""
+    try:
+        return Heartbeat.from_wire(_json(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _centre(text: str | None, target: int | None) -> CentreSettings:
+    """Staff's settings: pause and set_at kept as JSON; the target in its own column (targets read it)."""
+    try:
+        kept = CentreSettings.from_wire(_json(text))
+    except ValueError:  # a row we cannot read steers nothing, rather than failing every heartbeat
+        kept = CentreSettings()
+    return dataclasses.replace(kept, target=target or None)
 
 
 def _device(row: Any) -> Device:
     return Device(row.id, row.name, row.commune_code, row.target, aware(row.created_at),
                   aware(row.revoked_at), aware(row.last_seen_at), aware(row.last_heartbeat_at),
-                  json.loads(row.heartbeat) if row.heartbeat else None,
-                  json.loads(row.settings) if row.settings else {})
+                  _heartbeat(row.heartbeat), _centre(row.settings, row.target))
 
 
 def _unknown(device_id: str) -> DeviceError:
@@ -110,32 +134,32 @@ class DeviceStore:
                 token_hash=hash_token(token), old_token_hash=row.token_hash, old_token_until=now + grace))
         return token
 
-    def steer(self, device_id: str, pause: bool | None, target: int | None) -> dict[str, Any]:
-        """Set what the device's next heartbeat answer carries (pause, target); return its settings."""
+    def steer(self, device_id: str, pause: bool | None, target: int | None, now: dt.datetime) -> CentreSettings:
+        """Set what the device's next heartbeat answer carries (pause and target, when given, and now as
+        when staff set them); return the device's settings."""
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(devices.c.settings).where(devices.c.id == device_id)).first()
-            if row is None:
-                raise _unknown(device_id)
-            settings = json.loads(row.settings) if row.settings else {}
-            if pause is not None:
-                settings["pause"] = pause
-            values: dict[str, Any] = {"settings": json.dumps(settings)}
-            if target is not None:
-                values["target"] = target
-            conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
-        return settings
-
-    def record_heartbeat(self, device_id: str, body: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-        """Keep the device's latest health report; return the settings staff set for it."""
-        with self.engine.begin() as conn:
-            conn.execute(devices.update().where(devices.c.id == device_id).values(
-                heartbeat=json.dumps(body, ensure_ascii=False), last_heartbeat_at=now, last_seen_at=now))
             row = conn.execute(sa.select(devices.c.settings, devices.c.target)
                                .where(devices.c.id == device_id)).first()
-        settings = json.loads(row.settings) if row and row.settings else {}
-        if row and row.target:
-            settings.setdefault("target", row.target)
-        return settings
+            if row is None:
+                raise _unknown(device_id)
+            old = _centre(row.settings, row.target)
+            new = CentreSettings(pause=old.pause if pause is None else pause,
+                                 target=old.target if target is None else target, set_at=now)
+            kept = {k: v for k, v in new.to_wire().items() if k != "target"}
+            conn.execute(devices.update().where(devices.c.id == device_id).values(
+                settings=json.dumps(kept), target=new.target))
+        return new
+
+    def record_heartbeat(self, device_id: str, heartbeat: Heartbeat, now: dt.datetime) -> CentreSettings:
+        """Keep the device's latest heartbeat (received now); return the settings staff set for it."""
+        with self.engine.begin() as conn:
+            conn.execute(devices.update().where(devices.c.id == device_id).values(
+                # ASCII JSON: a lone surrogate (valid JSON, checked text) cannot be encoded as UTF-8
+                heartbeat=json.dumps(heartbeat.to_wire()), last_heartbeat_at=now,
+                last_seen_at=now))
+            row = conn.execute(sa.select(devices.c.settings, devices.c.target)
+                               .where(devices.c.id == device_id)).first()
+        return _centre(row.settings, row.target) if row else CentreSettings()
 
     def count_request(self, device_id: str, window_start: int) -> int:
         """Count one request of the device in its rate window; return the window's count so far."""

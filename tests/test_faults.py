@@ -177,6 +177,6 @@ def test_corrupt_store_is_reported_in_the_next_heartbeat(sqlite_collector, tmp_p
     probe = Probe(config, Store.open(config.store), requests.Session())
     probe.heartbeat()
     beat = sqlite_collector.store.devices.get("probe-1").heartbeat
-    assert [e["kind"] for e in beat["events"]] == ["store_corrupt"]
+    assert beat is not None and [e.kind for e in beat.events] == ["store_corrupt"]
     assert probe.store.events(unreported_only=True) == []  # reported once
     assert len(list(tmp_path.glob("probe.db.corrupt-*"))) == 1

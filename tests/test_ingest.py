@@ -9,6 +9,8 @@ import json
 import requests
 from conftest import make_measurement
 
+from xaprobe.health import Heartbeat
+from xaprobe.months import utc_now
 from xaprobe.wire import to_wire
 
 
@@ -68,7 +70,7 @@ def test_auth(collector):
     assert post(collector, "xap_wrong", items(1)).status_code == 401
     no_header = requests.post(collector.base + "/api/v1/measurements", json={"measurements": []}, timeout=10)
     assert no_header.status_code == 401
-    collector.store.devices.revoke("probe-1", __import__("xaprobe.months").months.utc_now())
+    collector.store.devices.revoke("probe-1", utc_now())
     revoked = post(collector, token, items(1))
     assert revoked.status_code == 403 and "revoked" in revoked.json()["detail"]
 
@@ -114,12 +116,13 @@ def test_clock_far_off_is_flagged(collector):
 
 def test_heartbeat_is_kept_and_answers_settings(collector):
     token = collector.enrol(target=500)
-    answer = requests.post(collector.base + "/api/v1/heartbeat", json={"backlog": 3, "version": "0.1.0"},
+    beat = Heartbeat(device_id="probe-1", version="0.1.0", sent_at=utc_now(), backlog=3)
+    answer = requests.post(collector.base + "/api/v1/heartbeat", json=beat.to_wire(),
                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert answer.status_code == 200
-    assert answer.json()["settings"] == {"target": 500}
+    assert answer.json()["settings"] == {"pause": False, "target": 500, "set_at": None}
     device = collector.store.devices.get("probe-1")
-    assert device.heartbeat["backlog"] == 3 and device.last_heartbeat_at is not None
+    assert device.heartbeat.backlog == 3 and device.last_heartbeat_at is not None
 
 
 def test_healthz_and_openapi(collector):
