@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -17,8 +18,6 @@ CONFIG_ENV, DB_ENV, PROVINCE_ENV = "XAPROBE_COLLECTOR_CONFIG", "XAPROBE_COLLECTO
 
 def app_from_env() -> FastAPI:
     """Build the collector app in a worker process (each worker has its own connection pool)."""
-    import dataclasses
-
     config = os.environ.get(CONFIG_ENV)
     settings = load_settings(Path(config) if config else None, os.environ.get(DB_ENV) or None)
     if os.environ.get(PROVINCE_ENV):
