@@ -47,7 +47,7 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp, running_collector(f"sqlite:///{tmp}/c.db") as collector:
         base, cstore = collector.base, collector.store
-        token = cstore.add_device("probe-1", "Footprint", "18673", None, utc_now())
+        token = cstore.devices.add("probe-1", "Footprint", "18673", None, utc_now())
         store = Store.open(Path(tmp) / "probe.db")
         store.add(make_measurement(device_id="probe-1", started_at=utc_now(), link=Link(name="office")))
         store.close()

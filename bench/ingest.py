@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import free_port, make_measurement  # noqa: E402
 
 from xaprobe import communes  # noqa: E402
+from xaprobe.collector.db import open_engine  # noqa: E402
 from xaprobe.collector.ingest import _row  # noqa: E402
 from xaprobe.collector.settings import CollectorSettings  # noqa: E402
-from xaprobe.collector.store import CollectorStore, open_engine  # noqa: E402
+from xaprobe.collector.store import CollectorStore  # noqa: E402
 from xaprobe.months import utc_now  # noqa: E402
 from xaprobe.wire import to_wire  # noqa: E402
 
@@ -54,7 +55,7 @@ def drop_pg(admin_url: str, name: str) -> None:
 
 def api_rate(db_url: str, probes: int, batches: int, tmp: Path, workers: int = 1) -> float:
     store = CollectorStore(open_engine(db_url))
-    tokens = [store.add_device(f"bench-{i}", f"Bench {i}", "18673", None, utc_now()) for i in range(probes)]
+    tokens = [store.devices.add(f"bench-{i}", f"Bench {i}", "18673", None, utc_now()) for i in range(probes)]
     store.engine.dispose()
     config = tmp / "collector.toml"
     config.write_text("rate_per_minute = 100000\n")
@@ -99,14 +100,14 @@ def api_rate(db_url: str, probes: int, batches: int, tmp: Path, workers: int = 1
 def raw_rate(db_url: str, total: int) -> float:
     """Insert the same kind of rows with the store's own insert, batches of 500, no HTTP, no validation."""
     store = CollectorStore(open_engine(db_url))
-    store.add_device("raw", "Raw", "18673", None, utc_now())
-    device = store.device("raw")
+    store.devices.add("raw", "Raw", "18673", None, utc_now())
+    device = store.devices.get("raw")
     settings, unit, now = CollectorSettings(), communes.commune("18673"), utc_now()
     batches = [[_row(make_measurement(device_id="raw"), device, unit, now, settings, False) for _ in range(500)]
                for _ in range(total // 500)]
     start = time.perf_counter()
     for rows in batches:
-        store.insert_measurements(rows, "raw", now)
+        store.samples.insert(rows, "raw", now)
     elapsed = time.perf_counter() - start
     store.engine.dispose()
     return total / elapsed

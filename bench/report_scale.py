@@ -24,9 +24,10 @@ import time
 import uuid
 
 from xaprobe import communes
+from xaprobe.collector.db import open_engine
 from xaprobe.collector.reports import monthly_report
 from xaprobe.collector.settings import CollectorSettings
-from xaprobe.collector.store import CollectorStore, open_engine
+from xaprobe.collector.store import CollectorStore
 from xaprobe.months import month_bounds
 
 OPERATORS = ("Viettel", "VNPT", "MobiFone")
@@ -70,13 +71,14 @@ def devices_for(store: CollectorStore, units: list) -> None:
 
 def mark_all_stale(store: CollectorStore, units: list, months: list[str]) -> None:
     from xaprobe.collector.schema import stale_months
+    from xaprobe.collector.scope import province_scope
 
     with store.engine.begin() as conn:
         provinces = {u.province_code for u in units}
         conn.execute(stale_months.insert(),
-                     [{"month": m, "commune_code": u.code, "province_code": u.province_code, "version": 1}
+                     [{"month": m, "scope": u.code, "province_code": u.province_code, "version": 1}
                       for m in months for u in units]
-                     + [{"month": m, "commune_code": "p" + p, "province_code": p, "version": 1}
+                     + [{"month": m, "scope": province_scope(p), "province_code": p, "version": 1}
                         for m in months for p in provinces])
 
 
@@ -95,7 +97,7 @@ def late_batch(store: CollectorStore, units: list, month: str, rng: random.Rando
     for r in rows:
         by_device.setdefault(r["device_id"], []).append(r)
     for device, batch in by_device.items():
-        store.insert_measurements(batch, device, dt.datetime.now(dt.timezone.utc))
+        store.samples.insert(batch, device, dt.datetime.now(dt.timezone.utc))
 
 
 def run_postgres(admin_url: str, months: list[str], per_commune: int, results: list) -> None:
@@ -117,7 +119,7 @@ def run_postgres(admin_url: str, months: list[str], per_commune: int, results: l
                     copy.write_row(row)
             conn.execute("ANALYZE measurements")
         mark_all_stale(store, units, months)
-        loaded = store.count_measurements()
+        loaded = store.stats.count_measurements()
         print(json.dumps({"loaded_rows": loaded, "seconds": round(time.perf_counter() - start, 1)}), file=sys.stderr)
         settings = CollectorSettings(db_url=url)
         month, now = months[-1], dt.datetime.now(dt.timezone.utc)
@@ -157,7 +159,7 @@ def run_sqlite(months: list[str], per_commune: int, results: list) -> None:
         timed("sqlite: one province (Hà Tĩnh, 24 months loaded), cold",
               lambda: monthly_report(store, settings, month, "42", now), results)
         timed("sqlite: one province, warm", lambda: monthly_report(store, settings, month, "42", now), results)
-        results.append({"case": "sqlite rows", "rows": store.count_measurements()})
+        results.append({"case": "sqlite rows", "rows": store.stats.count_measurements()})
 
 
 def main() -> int:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from xaprobe.collector.app import create_app
+from xaprobe.collector.db import open_engine
 from xaprobe.collector.settings import load_settings
-from xaprobe.collector.store import CollectorStore, open_engine
+from xaprobe.collector.store import CollectorStore
 
 CONFIG_ENV, DB_ENV, PROVINCE_ENV = "XAPROBE_COLLECTOR_CONFIG", "XAPROBE_COLLECTOR_DB", "XAPROBE_COLLECTOR_PROVINCE"
 
 
 def app_from_env() -> FastAPI:
     """Build the collector app in a worker process (each worker has its own connection pool)."""
-    import dataclasses
-
     config = os.environ.get(CONFIG_ENV)
     settings = load_settings(Path(config) if config else None, os.environ.get(DB_ENV) or None)
     if os.environ.get(PROVINCE_ENV):

@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xaprobe import __version__, communes
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
+from xaprobe.health import MAX_TARGET
 from xaprobe.months import month_of, parse_month, utc_now
 from xaprobe.slug import slugify
 
+if TYPE_CHECKING:
+    from xaprobe.collector.settings import CollectorSettings
+    from xaprobe.collector.store import CollectorStore
 
-def _open(args):
+
+def _open(args: argparse.Namespace) -> tuple[CollectorSettings, CollectorStore]:
+    import sqlalchemy as sa
+
+    from xaprobe.collector.db import open_engine
     from xaprobe.collector.settings import load_settings
-    from xaprobe.collector.store import CollectorStore, open_engine
+    from xaprobe.collector.store import CollectorStore
 
     settings = load_settings(Path(args.config) if args.config else None, args.db)
     try:
         engine = open_engine(settings.db_url)
-    except Exception as e:  # noqa: BLE001 - a database that cannot be reached is a user-fixable setting
+    # a database that cannot be reached, a URL that does not parse, a folder that cannot be made: all settings
+    except (sa.exc.OperationalError, sa.exc.ArgumentError, OSError) as e:
         raise UserError(f"cannot open the database {settings.db_url}: {e}") from None
     return settings, CollectorStore(engine)
 
@@ -54,7 +63,14 @@ access = "auto"
 '''
 
 
+def _check_target(target: int | None) -> None:
+    """A target the probe accepts from the collector (it refuses settings outside these bounds)."""
+    if target is not None and not 1 <= target <= MAX_TARGET:
+        raise UserError(f"--target must be a number of samples a month from 1 to {MAX_TARGET}, got {target}")
+
+
 def cmd_device_add(args) -> int:
+    _check_target(args.target)
     settings, store = _open(args)
     unit = communes.commune(args.commune)
     if unit is None:
@@ -64,12 +80,7 @@ def cmd_device_add(args) -> int:
         raise UserError("--name must contain letters or digits (or give --id)")
     if args.write_config and not args.collector_url:
         raise UserError("--write-config needs --collector-url (the address probes reach this collector at)")
-    from xaprobe.collector.store import StoreError
-
-    try:
-        token = store.add_device(device_id, args.name, unit.code, args.target, utc_now())
-    except StoreError as e:
-        raise UserError(str(e)) from None
+    token = store.devices.add(device_id, args.name, unit.code, args.target, utc_now())
     if args.write_config:
         path = Path(args.write_config)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -93,7 +104,7 @@ def cmd_device_list(args) -> int:
              "commune_name": (communes.commune(d.commune_code) or communes.Commune("", "?", "", "")).name,
              "target": d.target, "revoked": d.revoked_at is not None,
              "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None}
-            for d in store.devices()]
+            for d in store.devices.all()]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
@@ -104,25 +115,15 @@ def cmd_device_list(args) -> int:
 
 
 def cmd_device_revoke(args) -> int:
-    from xaprobe.collector.store import StoreError
-
     _, store = _open(args)
-    try:
-        store.revoke_device(args.device_id, utc_now())
-    except StoreError as e:
-        raise UserError(str(e)) from None
+    store.devices.revoke(args.device_id, utc_now())
     print(f"Revoked {args.device_id}: its token is refused from the next request on.")
     return 0
 
 
 def cmd_device_rotate(args) -> int:
-    from xaprobe.collector.store import StoreError
-
     _, store = _open(args)
-    try:
-        token = store.rotate_device(args.device_id, utc_now(), dt.timedelta(days=args.grace_days))
-    except StoreError as e:
-        raise UserError(str(e)) from None
+    token = store.devices.rotate(args.device_id, utc_now(), dt.timedelta(days=args.grace_days))
     if args.json:
         print(json.dumps({"id": args.device_id, "token": token, "old_token_valid_days": args.grace_days}))
     else:
@@ -132,24 +133,18 @@ def cmd_device_rotate(args) -> int:
 
 
 def cmd_device_set(args) -> int:
-    from xaprobe.collector.store import StoreError
-
+    _check_target(args.target)
     _, store = _open(args)
-    if args.target is not None and args.target < 1:
-        raise UserError("--target must be a positive number of samples")
     pause = True if args.pause else False if args.resume else None
-    try:
-        settings = store.steer_device(args.device_id, pause, args.target)
-    except StoreError as e:
-        raise UserError(str(e)) from None
-    print(f"{args.device_id}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
-          + (f", target {args.target}" if args.target else "") + " (the probe takes it at its next heartbeat)")
+    settings = store.devices.steer(args.device_id, pause, args.target, utc_now())
+    target = f"target {settings.target}" if settings.target else "target from its agent.toml"
+    print(f"{args.device_id}: pause {settings.pause}, {target} (the probe takes it at its next heartbeat)")
     return 0
 
 
 def cmd_admin_add(args) -> int:
     _, store = _open(args)
-    token = store.add_admin(args.name, utc_now())
+    token = store.devices.add_admin(args.name, utc_now())
     if args.json:
         print(json.dumps({"name": args.name, "token": token}, ensure_ascii=False))
     else:
@@ -188,7 +183,7 @@ def cmd_fleet(args) -> int:
     _, store = _open(args)
     health = fleet(store, utc_now(), communes.normalise_code(args.province) if args.province else None)
     if args.json:
-        print(json.dumps([dataclasses.asdict(h) for h in health], ensure_ascii=False, default=str))
+        print(json.dumps([h.to_json() for h in health], ensure_ascii=False))
         return 0
     for h in health:
         seen = h.last_seen_at.strftime("%Y-%m-%d %H:%M") if h.last_seen_at else "never"
@@ -204,7 +199,7 @@ def cmd_target(args) -> int:
         raise UserError(f"--commune: {args.commune} is not a commune in vietnam-provinces")
     if args.target is not None and args.target < 1:
         raise UserError("the target must be a positive number of samples")
-    store.set_commune_target(unit.code, args.target)
+    store.devices.set_commune_target(unit.code, args.target)
     print(f"{unit.name}: target {args.target if args.target else 'back to the default'}")
     return 0
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -13,7 +14,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from xaprobe import communes
 from xaprobe.collector import charts
-from xaprobe.collector.app import MONTH_PATTERN
+from xaprobe.collector.deps import (
+    ADMIN_COOKIE,
+    COMMUNE_PATTERN,
+    MONTH_PATTERN,
+    PROVINCE_PATTERN,
+    Services,
+    admin_auth,
+    services,
+)
 from xaprobe.collector.exports import render_raw, render_report
 from xaprobe.collector.fleet import fleet
 from xaprobe.collector.i18n import labels
@@ -29,12 +38,12 @@ _MEDIA = {"csv": "text/csv; charset=utf-8",
 
 def _admin(request: Request) -> str | None:
     try:
-        return request.app.state.admin_auth(request)
+        return admin_auth(request)
     except HTTPException:
         return None
 
 
-def _page(name: str, request: Request, lang: str, **context) -> HTMLResponse:
+def _page(name: str, request: Request, lang: str, **context: Any) -> HTMLResponse:
     html = _templates.get_template(name).render(t=labels(lang), lang=lang, path=request.url.path,
                                                 query=request.url.query, **context)
     return HTMLResponse(html)
@@ -59,30 +68,30 @@ def login_post(request: Request, token: str = Form(...), next: str = Form("/"),
 
 
 def _sign_in(request: Request, token: str, next: str, lang: str) -> Response:
-    if request.app.state.store.admin_for_token(token) is None:
+    response: Response
+    if services(request).store.devices.admin_for_token(token) is None:
         response = _page("login.html", request, lang, next=next, error=True)
         response.status_code = 401
         return response
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(target, 303)
-    response.set_cookie("xaprobe_admin", token, httponly=True, samesite="strict", max_age=30 * 86400)
+    response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
     return response
 
 
-def _month(request: Request, month: str | None) -> str:
-    settings = request.app.state.settings
-    return month or month_of(request.app.state.clock(), settings.timezone)
+def _month(s: Services, month: str | None) -> str:
+    return month or month_of(s.clock(), s.settings.timezone)
 
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, month: str | None = Query(None, pattern=MONTH_PATTERN),
-             province: str | None = Query(None, pattern=r"^\d{1,3}$"),
+             province: str | None = Query(None, pattern=PROVINCE_PATTERN),
              sort: Literal["status", "name", "percent"] = "status",
              lang: Literal["vi", "en"] = "vi") -> Response:
     if _admin(request) is None:
         return _login_redirect(request)
-    state = request.app.state
-    month = _month(request, month)
+    state = services(request)
+    month = _month(state, month)
     try:
         report = monthly_report(state.store, state.settings, month, province or state.settings.province,
                                 state.clock())
@@ -111,16 +120,15 @@ def commune_page(request: Request, code: str, month: str | None = Query(None, pa
     unit = communes.commune(code)
     if unit is None:
         raise HTTPException(404, f"{code} is not a commune in vietnam-provinces")
-    state = request.app.state
-    month = _month(request, month)
+    state = services(request)
+    month = _month(state, month)
     report = monthly_report(state.store, state.settings, month, unit.province_code, state.clock(),
                             only_commune=unit.code)
     row = report.communes[0]
     per_day: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    from zoneinfo import ZoneInfo
     zone = ZoneInfo(state.settings.timezone)
     downloads: dict[str, list[float]] = defaultdict(list)
-    for r in state.store.month_rows(month, commune_codes=[unit.code]):
+    for r in state.store.stats.month_rows(month, commune_codes=[unit.code]):
         if r.status == "ok" and r.download_mbps is not None:
             downloads[r.operator].append(r.download_mbps)
         if r.status == "ok":
@@ -142,12 +150,12 @@ def commune_page(request: Request, code: str, month: str | None = Query(None, pa
 @router.get("/export/report.{fmt}")
 def export_report(request: Request, fmt: Literal["csv", "xlsx"],
                   month: str | None = Query(None, pattern=MONTH_PATTERN),
-                  province: str | None = Query(None, pattern=r"^\d{1,3}$"),
+                  province: str | None = Query(None, pattern=PROVINCE_PATTERN),
                   lang: Literal["vi", "en"] = "vi") -> Response:
     if _admin(request) is None:
         raise HTTPException(401, "admin token required")
-    state = request.app.state
-    month = _month(request, month)
+    state = services(request)
+    month = _month(state, month)
     report = monthly_report(state.store, state.settings, month, province or state.settings.province,
                             state.clock())
     name = f"xaprobe-{report.province}-{month}.{fmt}"
@@ -158,14 +166,14 @@ def export_report(request: Request, fmt: Literal["csv", "xlsx"],
 @router.get("/export/raw.{fmt}")
 def export_raw(request: Request, fmt: Literal["csv", "xlsx"],
                month: str | None = Query(None, pattern=MONTH_PATTERN),
-               commune: str | None = Query(None, pattern=r"^\d{1,6}$"),
-               province: str | None = Query(None, pattern=r"^\d{1,3}$")) -> Response:
+               commune: str | None = Query(None, pattern=COMMUNE_PATTERN),
+               province: str | None = Query(None, pattern=PROVINCE_PATTERN)) -> Response:
     if _admin(request) is None:
         raise HTTPException(401, "admin token required")
-    state = request.app.state
-    month = _month(request, month)
+    state = services(request)
+    month = _month(state, month)
     code = communes.normalise_code(commune) if commune else None
-    rows = state.store.raw_rows(month, code, None if code else (province or state.settings.province))
+    rows = state.store.stats.raw_rows(month, code, None if code else (province or state.settings.province))
     name = f"xaprobe-samples-{code or province or state.settings.province}-{month}.{fmt}"
     return Response(render_raw(rows, fmt, month), media_type=_MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,4 +1,5 @@
-"""Fleet health: per device its commune, links, last contact and sample, backlog, clock, budget, status."""
+"""Fleet health: per device its commune, links, last contact and sample, backlog, clock, budget, status,
+read from the typed heartbeat each device last sent."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import datetime as dt
 from typing import Any
 
 from xaprobe import communes
+from xaprobe.collector.devices import Device
 from xaprobe.collector.store import CollectorStore
+from xaprobe.health import LinkHealth
 
 SILENT_AFTER = dt.timedelta(hours=2)
 STALE_AFTER = dt.timedelta(days=1)
@@ -19,7 +22,7 @@ class DeviceHealth:
     name: str
     commune_code: str
     commune_name: str
-    links: list[dict[str, Any]]
+    links: tuple[LinkHealth, ...]
     last_seen_at: dt.datetime | None
     last_heartbeat_at: dt.datetime | None
     last_sample_at: dt.datetime | None
@@ -30,6 +33,11 @@ class DeviceHealth:
     version: str | None
     last_error: str | None
     status: str  # ok, silent, stale, revoked
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (times as ISO 8601) that /api/v1/fleet and `fleet --json` print."""
+        return {k: v.isoformat() if isinstance(v, dt.datetime) else v
+                for k, v in dataclasses.asdict(self).items()} | {"links": [dataclasses.asdict(x) for x in self.links]}
 
 
 def device_status(revoked: bool, last_seen: dt.datetime | None, now: dt.datetime) -> str:
@@ -43,23 +51,27 @@ def device_status(revoked: bool, last_seen: dt.datetime | None, now: dt.datetime
     return "ok"
 
 
+def _health(d: Device, unit: communes.Commune | None, last_sample: dt.datetime | None,
+            now: dt.datetime) -> DeviceHealth:
+    beat = d.heartbeat  # None: no heartbeat yet (or one an older collector kept in another shape)
+    return DeviceHealth(
+        id=d.id, name=d.name, commune_code=d.commune_code, commune_name=unit.name if unit else "?",
+        links=beat.links if beat else (), last_seen_at=d.last_seen_at, last_heartbeat_at=d.last_heartbeat_at,
+        last_sample_at=last_sample, backlog=beat.backlog if beat else None,
+        oldest_pending_age_s=beat.oldest_pending_age_s if beat else None,
+        clock_synced=beat.clock_synced if beat else None, disk_full=beat.disk_full if beat else False,
+        version=beat.version if beat else None, last_error=beat.last_error if beat else None,
+        status=device_status(d.revoked_at is not None, d.last_seen_at, now))
+
+
 def fleet(store: CollectorStore, now: dt.datetime, province: str | None = None) -> list[DeviceHealth]:
     """Every enrolled device (of one province when given), silent and stale ones first."""
-    last_samples = store.last_sample_by_device()
+    last_samples = store.stats.last_sample_by_device()
     out = []
-    for d in store.devices():
+    for d in store.devices.all():
         unit = communes.commune(d.commune_code)
         if province is not None and (unit is None or unit.province_code != province):
             continue
-        beat = d.heartbeat or {}
-        out.append(DeviceHealth(
-            id=d.id, name=d.name, commune_code=d.commune_code, commune_name=unit.name if unit else "?",
-            links=[{k: link.get(k) for k in ("name", "samples", "target", "bytes_used", "budget_mb", "budget_spent")}
-                   for link in beat.get("links", []) if isinstance(link, dict)],
-            last_seen_at=d.last_seen_at, last_heartbeat_at=d.last_heartbeat_at,
-            last_sample_at=last_samples.get(d.id), backlog=beat.get("backlog"),
-            oldest_pending_age_s=beat.get("oldest_pending_age_s"), clock_synced=beat.get("clock_synced"),
-            disk_full=bool(beat.get("disk_full")), version=beat.get("version"), last_error=beat.get("last_error"),
-            status=device_status(d.revoked_at is not None, d.last_seen_at, now)))
+        out.append(_health(d, unit, last_samples.get(d.id), now))
     order = {"stale": 0, "silent": 1, "revoked": 3, "ok": 2}
     return sorted(out, key=lambda h: (order[h.status], h.id))

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from xaprobe import communes
+from xaprobe.collector.devices import Device
 from xaprobe.collector.settings import CollectorSettings
-from xaprobe.collector.store import CollectorStore, Device
+from xaprobe.collector.store import CollectorStore
 from xaprobe.months import month_of
 from xaprobe.wire import Measurement, WireError, from_wire, to_wire
 
@@ -60,7 +61,7 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
         # the item is kept as the probe sent it (validated above): newer probes' extra fields included
         rows[m.id] = _row(m, device, commune, now, settings, suspect, json.dumps(item, ensure_ascii=False))
         results.append({"id": m.id, "status": "pending", "reason": None})
-    inserted = store.insert_measurements(list(rows.values()), device.id, now)
+    inserted = store.samples.insert(list(rows.values()), device.id, now)
     for result in results:
         if result["status"] == "pending":
             result["status"] = "accepted" if result["id"] in inserted else "duplicate"

@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from xaprobe import communes
+from xaprobe.collector.scope import province_of_scope, province_scope
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
 from xaprobe.months import month_bounds, month_of
@@ -118,20 +119,20 @@ def _compute(store: CollectorStore, settings: CollectorSettings, month: str, com
              provinces: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Figures per scope: in SQL where the database has percentiles (PostgreSQL), else from the rows."""
     threshold = settings.threshold_mbps
-    aggregates = store.aggregate_month(month, threshold, commune_codes, provinces)
+    aggregates = store.stats.aggregate_month(month, threshold, commune_codes, provinces)
     grouped: dict[str, dict[str, OperatorMonth]] = {c: {} for c in commune_codes}
-    grouped.update({"p" + p: {} for p in provinces})
+    grouped.update({province_scope(p): {} for p in provinces})
     if aggregates is not None:
         for row in aggregates:
             grouped[row.scope][row.operator] = _from_aggregate(row)
     else:
         rows: dict[str, dict[str, list[Any]]] = {scope: defaultdict(list) for scope in grouped}
         if commune_codes:
-            for row in store.month_rows(month, commune_codes=commune_codes):
+            for row in store.stats.month_rows(month, commune_codes=commune_codes):
                 rows[row.commune_code][row.operator].append(row)
         if provinces:
-            for row in store.month_rows(month, province=provinces):
-                rows["p" + row.province_code][row.operator].append(row)
+            for row in store.stats.month_rows(month, province=provinces):
+                rows[province_scope(row.province_code)][row.operator].append(row)
         for scope, by_op in rows.items():
             grouped[scope] = {op: _operator_month(r, threshold) for op, r in by_op.items()}
     return {scope: [_stat_row(op, o) for op, o in sorted(ops.items())] for scope, ops in grouped.items()}
@@ -141,20 +142,20 @@ def refresh_month(store: CollectorStore, settings: CollectorSettings, month: str
     """Recompute the cached figures that batches made stale (or that used another threshold); return how
     many scopes were recomputed. They come from the measurements themselves, so late arrivals count.
 
-    A province's own figures ("p" scopes) are recomputed for that province's report; the whole country's
+    A province's own figures (its province scope) are recomputed for that province's report; the whole country's
     report recomputes communes only, so a late batch never makes it read every province again."""
-    stale = store.stale_communes(month, province)
-    redo = {(s, p) for s, p, _ in stale} | store.stale_by_threshold(month, province, settings.threshold_mbps)
+    stale = store.stats.stale_scopes(month, province)
+    redo = {(s, p) for s, p, _ in stale} | store.stats.stale_by_threshold(month, province, settings.threshold_mbps)
     if province is None:
-        redo = {(s, p) for s, p in redo if not s.startswith("p")}
+        redo = {(s, p) for s, p in redo if province_of_scope(s) is None}
     if not redo:
         return 0
-    commune_codes = sorted(s for s, _ in redo if not s.startswith("p"))
-    provinces = sorted(s[1:] for s, _ in redo if s.startswith("p"))
+    commune_codes = sorted(s for s, _ in redo if province_of_scope(s) is None)
+    provinces = sorted(p for p in map(province_of_scope, (s for s, _ in redo)) if p is not None)
     figures = _compute(store, settings, month, commune_codes, provinces)
     province_of = dict(redo)
     scopes = {scope: (province_of[scope], rows) for scope, rows in figures.items()}
-    store.save_stats(month, scopes, settings.threshold_mbps, [(s, v) for s, p, v in stale if (s, p) in redo])
+    store.stats.save(month, scopes, settings.threshold_mbps, [(s, v) for s, p, v in stale if (s, p) in redo])
     return len(redo)
 
 
@@ -165,7 +166,7 @@ def refresh_recent(store: CollectorStore, settings: CollectorSettings, now: dt.d
     done = 0
     for month in (month_of(start - dt.timedelta(days=1), settings.timezone), this):
         done += refresh_month(store, settings, month, None)
-        for province in store.stale_provinces(month):
+        for province in store.stats.stale_provinces(month):
             done += refresh_month(store, settings, month, province)
     return done
 
@@ -174,22 +175,23 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
                    now: dt.datetime, only_commune: str | None = None) -> MonthReport:
     """Every commune of the province (those with no sample too), for one local month; province "all" gives
     the whole country (its operator figures are per province only)."""
+    code: str | None
     if province == "all":
         name, code, units = "Việt Nam", None, communes.all_communes()
     else:
-        name = communes.province_name(province)
-        if name is None:
+        found = communes.province_name(province)
+        if found is None:
             raise ValueError(f"{province!r} is not a province code in vietnam-provinces")
-        code = communes.normalise_code(province)
+        name, code = found, communes.normalise_code(province)
         units = communes.communes_of(code)
     if only_commune is not None:
         units = [c for c in units if c.code == only_commune]
     refresh_month(store, settings, month, code)
     by_scope: dict[str, dict[str, OperatorMonth]] = defaultdict(dict)
-    for row in store.stats(month, code):
+    for row in store.stats.cached(month, code):
         by_scope[row.scope][row.operator] = _from_stat(row)
     share = elapsed_share(month, settings.timezone, now)
-    targets = store.commune_targets()
+    targets = store.devices.commune_targets()
     out = []
     for unit in units:
         operators = dict(sorted(by_scope.get(unit.code, {}).items()))
@@ -203,5 +205,5 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
     if only_commune is not None:
         operators = out[0].operators if out else {}
     else:
-        operators = dict(sorted(by_scope.get("p" + code, {}).items())) if code else {}
+        operators = dict(sorted(by_scope.get(province_scope(code), {}).items())) if code else {}
     return MonthReport(month, province if code is None else code, name, settings.threshold_mbps, out, operators)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+from xaprobe.errors import UserError
+
+SCHEMA_VERSION = 3
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -82,8 +84,8 @@ commune_targets = sa.Table(
     sa.Column("target", sa.Integer, nullable=False),
 )
 
-# Cached monthly figures per commune (scope = commune code) and per province (scope = "p" + code),
-# recomputed from the measurements whenever a batch touches that month and commune (stale_months).
+# Cached monthly figures per commune and per province (scope: see collector/scope.py), recomputed from
+# the measurements whenever a batch touches that month and scope (stale_months).
 STAT_COLUMNS = ("samples", "failed", "down_p10", "down_p50", "down_p90", "up_p10", "up_p50", "up_p90",
                 "lat_p10", "lat_p50", "lat_p90", "share_above")
 month_stats = sa.Table(
@@ -101,13 +103,14 @@ sa.Index("month_stats_province", month_stats.c.month, month_stats.c.province_cod
 stale_months = sa.Table(
     "stale_months", metadata,
     sa.Column("month", sa.String(7), primary_key=True),
-    sa.Column("commune_code", sa.String(10), primary_key=True),
+    sa.Column("scope", sa.String(10), primary_key=True),
     sa.Column("province_code", sa.String(4), nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
 
 # version -> statements that take a database from version-1 to version; a new database gets
-# create_all of the current tables. Each statement is valid on SQLite and on PostgreSQL.
+# create_all of the current tables. Each statement is valid on SQLite (3.25 or later) and on PostgreSQL.
+# They are history: they stay as they shipped ('p' || province_code is collector/scope.py's encoding).
 MIGRATIONS: dict[int, list[str]] = {
     2: [
         "ALTER TABLE measurements ADD COLUMN loaded_latency_ms FLOAT",
@@ -131,7 +134,15 @@ MIGRATIONS: dict[int, list[str]] = {
         "INSERT INTO stale_months (month, commune_code, province_code, version)"
         " SELECT DISTINCT month, 'p' || province_code, province_code, 1 FROM measurements",
     ],
+    3: [
+        # the column holds province scopes too, not only commune codes
+        "ALTER TABLE stale_months RENAME COLUMN commune_code TO scope",
+    ],
 }
+
+
+class SchemaTooNew(UserError):
+    """The database was made by a newer collector than this one."""
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -143,7 +154,7 @@ def migrate(engine: sa.Engine) -> int:
             return SCHEMA_VERSION
         version = conn.execute(sa.select(schema_info.c.version)).scalar_one()
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"the database has schema {version}, newer than this collector "
+        raise SchemaTooNew(f"the database has schema {version}, newer than this collector "
                            f"({SCHEMA_VERSION}): upgrade xaprobe")
     for step in range(version + 1, SCHEMA_VERSION + 1):
         with engine.begin() as conn:

@@ -26,9 +26,10 @@ from xaprobe.agent.measure import measure
 from xaprobe.agent.status import summary_line
 from xaprobe.agent.store import Store
 from xaprobe.collector.app import create_app
+from xaprobe.collector.db import open_engine
 from xaprobe.collector.server import serve_in_thread
 from xaprobe.collector.settings import CollectorSettings
-from xaprobe.collector.store import CollectorStore, open_engine
+from xaprobe.collector.store import CollectorStore
 from xaprobe.months import utc_now
 from xaprobe.secret import Secret
 from xaprobe.uploader.upload import Destination, upload_pending
@@ -56,8 +57,8 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
         with demo_collector(db_url) as (base, cstore):
             unit = communes.commune(DEMO_COMMUNE)
             assert unit is not None  # a code of vietnam-provinces, fixed above
-            token = cstore.add_device("demo-cam-xuyen", "Demo probe, UBND xã Cẩm Xuyên", unit.code, None, utc_now())
-            admin = cstore.add_admin("demo", utc_now())
+            token = cstore.devices.add("demo-cam-xuyen", "Demo probe, UBND xã Cẩm Xuyên", unit.code, None, utc_now())
+            admin = cstore.devices.add_admin("demo", utc_now())
             say(f"collector on {base} (database {db_url})")
             say(f"enrolled probe demo-cam-xuyen for {unit.name}, {unit.province_name} (code {unit.code})")
             config = AgentConfig(device_id="demo-cam-xuyen", token=Secret(token), commune_code=unit.code,

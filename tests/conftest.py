@@ -91,22 +91,23 @@ class RunningCollector:
     def enrol(self, device_id: str = "probe-1", commune: str = "18673", target: int | None = None) -> str:
         from xaprobe.months import utc_now
 
-        return self.store.add_device(device_id, f"Probe {device_id}", commune, target, utc_now())
+        return self.store.devices.add(device_id, f"Probe {device_id}", commune, target, utc_now())
 
 
 @contextlib.contextmanager
 def running_collector(db_url: str, province: str = "42") -> Iterator[RunningCollector]:
     """The real collector app over a fresh database at db_url, served by uvicorn on 127.0.0.1."""
     from xaprobe.collector.app import create_app
+    from xaprobe.collector.db import open_engine
     from xaprobe.collector.server import serve_in_thread
     from xaprobe.collector.settings import CollectorSettings
-    from xaprobe.collector.store import CollectorStore, open_engine
+    from xaprobe.collector.store import CollectorStore
     from xaprobe.months import utc_now
 
     store = CollectorStore(open_engine(db_url))
     try:
         with serve_in_thread(create_app(store, CollectorSettings(db_url=db_url, province=province))) as base:
-            yield RunningCollector(base, store, store.add_admin("tests", utc_now()))
+            yield RunningCollector(base, store, store.devices.add_admin("tests", utc_now()))
     finally:
         store.engine.dispose()
 

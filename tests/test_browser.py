@@ -14,6 +14,7 @@ import pytest
 import requests
 from conftest import REPO, make_measurement
 
+from xaprobe.health import Heartbeat
 from xaprobe.wire import Link, to_wire
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,7 +46,8 @@ def populated(sqlite_collector):
                  for i in range(n) for op in ("Viettel", "VNPT")]
         requests.post(sqlite_collector.base + "/api/v1/measurements", json={"measurements": items}, timeout=30,
                       headers={"Authorization": f"Bearer {token}"}).raise_for_status()
-        requests.post(sqlite_collector.base + "/api/v1/heartbeat", json={"backlog": 2, "version": "0.1.0"},
+        beat = Heartbeat(device_id=device, version="0.1.0", sent_at=now, backlog=2)
+        requests.post(sqlite_collector.base + "/api/v1/heartbeat", json=beat.to_wire(),
                       timeout=30, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
     return sqlite_collector
 

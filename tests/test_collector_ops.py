@@ -16,9 +16,11 @@ import sqlalchemy as sa
 from conftest import REPO, free_port, make_measurement
 
 from xaprobe.collector import schema
+from xaprobe.collector.db import open_engine
+from xaprobe.collector.devices import hash_token
 from xaprobe.collector.reports import monthly_report
 from xaprobe.collector.settings import CollectorSettings
-from xaprobe.collector.store import CollectorStore, hash_token, open_engine
+from xaprobe.collector.store import CollectorStore
 from xaprobe.months import utc_now
 from xaprobe.wire import to_wire
 
@@ -53,12 +55,17 @@ def test_a_database_of_the_previous_schema_is_upgraded_without_loss(db_url):
         assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == schema.SCHEMA_VERSION
         rows = conn.execute(sa.select(schema.measurements.c.download_mbps, schema.measurements.c.capped)).all()
     assert sorted(r[0] for r in rows) == [10.0 + i for i in range(30)] and not any(r[1] for r in rows)
-    assert store.device_for_token("xap_old", now).id == "old-probe"
+    assert store.devices.for_token("xap_old", now).id == "old-probe"
+    stale_columns = {c["name"] for c in sa.inspect(store.engine).get_columns("stale_months")}
+    assert "scope" in stale_columns and "commune_code" not in stale_columns  # v3 renamed it
+    assert sorted(s for s, _, _ in store.stats.stale_scopes("2026-11", "42")) == ["18673", "p42"]  # v2 marked both
     report = monthly_report(store, CollectorSettings(), "2026-11", "42", now)
     camxuyen = next(c for c in report.communes if c.code == "18673")
     assert camxuyen.samples == 30 and camxuyen.operators["Viettel"].download_mbps.median == 24.5
-    store.set_commune_target("18673", 500)
-    assert store.commune_targets() == {"18673": 500}
+    assert report.operators["Viettel"].samples == 30  # the province's own figures, from its scope
+    assert store.stats.stale_scopes("2026-11", "42") == []
+    store.devices.set_commune_target("18673", 500)
+    assert store.devices.commune_targets() == {"18673": 500}
     store.engine.dispose()
 
 
@@ -69,17 +76,17 @@ def post(base, token, items, **kw):
 
 def test_rotated_token_both_valid_for_the_grace_period(collector):
     old = collector.enrol()
-    new = collector.store.rotate_device("probe-1", utc_now(), dt.timedelta(days=90))
+    new = collector.store.devices.rotate("probe-1", utc_now(), dt.timedelta(days=90))
     assert post(collector.base, old, []).status_code == 200
     assert post(collector.base, new, []).status_code == 200
-    collector.store.rotate_device("probe-1", utc_now() - dt.timedelta(days=200), dt.timedelta(days=90))
+    collector.store.devices.rotate("probe-1", utc_now() - dt.timedelta(days=200), dt.timedelta(days=90))
     assert post(collector.base, new, []).status_code == 401  # the grace period of the old one is over
 
 
 def test_revocation_takes_effect_on_the_next_request(collector):
     token = collector.enrol()
     assert post(collector.base, token, []).status_code == 200
-    collector.store.revoke_device("probe-1", utc_now())
+    collector.store.devices.revoke("probe-1", utc_now())
     assert post(collector.base, token, []).status_code == 403
 
 
@@ -117,7 +124,7 @@ def test_dashboard_and_reports_need_an_admin(collector):
 
 def test_two_collector_processes_share_one_postgresql(pg_url, tmp_path):
     store = CollectorStore(open_engine(pg_url))
-    token = store.add_device("probe-1", "P", "18673", None, utc_now())
+    token = store.devices.add("probe-1", "P", "18673", None, utc_now())
     ports = [free_port(), free_port()]
     procs = [subprocess.Popen([sys.executable, "-m", "xaprobe.collector", "--db", pg_url, "serve", "--port", str(p)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
@@ -135,8 +142,8 @@ def test_two_collector_processes_share_one_postgresql(pg_url, tmp_path):
             answers = list(pool.map(lambda job: post(job[0], token, job[1]), jobs))
         statuses = [r["status"] for a in answers for r in a.json()["results"]]
         assert statuses.count("accepted") == 400 and statuses.count("duplicate") == 400
-        assert store.count_measurements() == 400
-        revoked = store.revoke_device("probe-1", utc_now())  # staff revoke through one process's database
+        assert store.stats.count_measurements() == 400
+        revoked = store.devices.revoke("probe-1", utc_now())  # staff revoke through one process's database
         assert revoked is None
         assert all(post(f"http://127.0.0.1:{p}", token, []).status_code == 403 for p in ports)
     finally:

@@ -45,9 +45,9 @@ def test_due_test_runs_then_is_uploaded_and_reported(sqlite_collector, tmp_path)
     probe.test_if_due()  # the next one is planned later than NOW: nothing runs
     assert len(list(probe.store.measurements())) == 1
     probe.upload_if_due()
-    assert probe.store.backlog().pending == 0 and sqlite_collector.store.count_measurements() == 1
+    assert probe.store.backlog().pending == 0 and sqlite_collector.store.stats.count_measurements() == 1
     probe.heartbeat()
-    beat = sqlite_collector.store.device("probe-1").heartbeat
+    beat = sqlite_collector.store.devices.get("probe-1").heartbeat
     assert beat.backlog == 0 and beat.version and beat.links[0].samples == 1
     assert beat.disk_free_bytes > 0 and beat.disk_full is False
 
@@ -110,12 +110,12 @@ def test_heartbeat_settings_steer_the_probe_and_status_shows_them(sqlite_collect
     probe.heartbeat()
     status = probe_status(probe.config, probe.store, NOW)
     assert status.links[0].target == 450 and status.links[0].target_from_collector and not status.centre.pause
-    sqlite_collector.store.steer_device("probe-1", pause=True, target=None)
+    sqlite_collector.store.devices.steer("probe-1", pause=True, target=None, now=NOW)
     probe.heartbeat()
     assert probe.store.centre_settings().pause
     probe.test_if_due()  # paused from the centre: no test, though one is due
     assert list(probe.store.measurements()) == []
-    sqlite_collector.store.steer_device("probe-1", pause=False, target=600)
+    sqlite_collector.store.devices.steer("probe-1", pause=False, target=600, now=NOW)
     probe.heartbeat()
     # a restarted daemon and `xaprobe status` plan with the target the collector set, not the config's 300
     restarted = Probe(probe.config, Store.open(probe.config.store), requests.Session(), clock=lambda: NOW)
@@ -167,7 +167,7 @@ def test_run_notifies_systemd_and_stops_on_sigterm(sqlite_collector, tmp_path):
     finally:
         proc.kill()
         sock.close()
-    beat = sqlite_collector.store.device("probe-1").heartbeat  # the first heartbeat goes out at start
+    beat = sqlite_collector.store.devices.get("probe-1").heartbeat  # the first heartbeat goes out at start
     assert beat is not None and beat.device_id == "probe-1"
     s = Store.open(tmp_path / "probe.db")
     assert s.integrity() == "ok"

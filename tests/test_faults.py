@@ -61,7 +61,7 @@ def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
         store.close()
     finally:
         proxy.close()
-    central = collector.store.measurement_ids("probe-1")
+    central = collector.store.stats.measurement_ids("probe-1")
     return {"stored": len(probe_ids), "pending": pending, "lost": len(set(probe_ids) - set(central)),
             "duplicated": len(central) - len(set(central)), "extra": len(set(central) - set(probe_ids)),
             "duplicate_answers": duplicates}
@@ -95,7 +95,7 @@ def test_collector_down_for_a_week_then_everything_arrives_once(sqlite_collector
         probe.upload_if_due()
         attempts += probe.health.upload_attempt != before
         now[0] += dt.timedelta(seconds=30)
-    assert probe.store.backlog().pending == 70 and sqlite_collector.store.count_measurements() == 0
+    assert probe.store.backlog().pending == 70 and sqlite_collector.store.stats.count_measurements() == 0
     assert probe.health.next_upload_at - now[0] <= dt.timedelta(seconds=600)  # the backoff is capped
     back = now[0]
     # the collector is back
@@ -105,7 +105,8 @@ def test_collector_down_for_a_week_then_everything_arrives_once(sqlite_collector
         now[0] += dt.timedelta(seconds=30)
     assert probe.store.backlog().pending == 0
     assert now[0] - back <= dt.timedelta(seconds=600 + 30)  # within one capped backoff period
-    assert sorted(sqlite_collector.store.measurement_ids("probe-1")) == sorted(m.id for m in probe.store.measurements())
+    central = sqlite_collector.store.stats.measurement_ids("probe-1")
+    assert sorted(central) == sorted(m.id for m in probe.store.measurements())
     assert attempts > 50  # it kept trying all week, never gave up
 
 
@@ -126,7 +127,7 @@ def test_lossy_proxy_everything_arrives_once(sqlite_collector, tmp_path):
         proxy.close()
     assert store.backlog().pending == 0
     assert proxy.counts["dropped"] > 0 and proxy.counts["cut"] > 0 and errors > 0
-    central = sqlite_collector.store.measurement_ids("probe-1")
+    central = sqlite_collector.store.stats.measurement_ids("probe-1")
     assert sorted(central) == sorted(ids)  # every one, none twice (the id is unique at the collector)
 
 
@@ -168,7 +169,7 @@ def test_corrupt_store_is_reported_in_the_next_heartbeat(sqlite_collector, tmp_p
                          collector_url=sqlite_collector.base + "/", store=tmp_path / "probe.db")
     probe = Probe(config, Store.open(config.store), requests.Session())
     probe.heartbeat()
-    beat = sqlite_collector.store.device("probe-1").heartbeat
-    assert [e.kind for e in beat.events] == ["store_corrupt"]
+    beat = sqlite_collector.store.devices.get("probe-1").heartbeat
+    assert beat is not None and [e.kind for e in beat.events] == ["store_corrupt"]
     assert probe.store.events(unreported_only=True) == []  # reported once
     assert len(list(tmp_path.glob("probe.db.corrupt-*"))) == 1

@@ -9,6 +9,8 @@ import json
 import requests
 from conftest import make_measurement
 
+from xaprobe.health import Heartbeat
+from xaprobe.months import utc_now
 from xaprobe.wire import to_wire
 
 
@@ -34,7 +36,7 @@ def test_batch_is_stored_once_and_answered_item_by_item(collector):
     assert [r["status"] for r in first.json()["results"]] == ["accepted"] * 5
     again = post(collector, token, batch, gz=True)
     assert [r["status"] for r in again.json()["results"]] == ["duplicate"] * 5
-    assert collector.store.count_measurements() == 5
+    assert collector.store.stats.count_measurements() == 5
 
 
 def test_same_batch_twice_at_once_stores_each_item_once(collector):
@@ -44,7 +46,7 @@ def test_same_batch_twice_at_once_stores_each_item_once(collector):
         answers = list(pool.map(lambda _: post(collector, token, batch, gz=True), range(4)))
     statuses = [r["status"] for a in answers for r in a.json()["results"]]
     assert statuses.count("accepted") == 50 and statuses.count("duplicate") == 150
-    assert collector.store.count_measurements() == 50
+    assert collector.store.stats.count_measurements() == 50
 
 
 def test_bad_items_are_rejected_with_reasons_and_good_ones_kept(collector):
@@ -60,7 +62,7 @@ def test_bad_items_are_rejected_with_reasons_and_good_ones_kept(collector):
     assert statuses[2][0] == "rejected" and statuses[2][1].startswith("device_id: 'someone-else' is not")
     assert statuses[3] == ("rejected", "commune_code: 99999 is not a commune in vietnam-provinces")
     assert statuses[4] == ("rejected", "item: must be an object, got str")
-    assert collector.store.count_measurements() == 1
+    assert collector.store.stats.count_measurements() == 1
 
 
 def test_auth(collector):
@@ -68,7 +70,7 @@ def test_auth(collector):
     assert post(collector, "xap_wrong", items(1)).status_code == 401
     no_header = requests.post(collector.base + "/api/v1/measurements", json={"measurements": []}, timeout=10)
     assert no_header.status_code == 401
-    collector.store.revoke_device("probe-1", __import__("xaprobe.months").months.utc_now())
+    collector.store.devices.revoke("probe-1", utc_now())
     revoked = post(collector, token, items(1))
     assert revoked.status_code == 403 and "revoked" in revoked.json()["detail"]
 
@@ -91,7 +93,7 @@ def test_whole_request_errors(collector):
     huge = requests.post(url, data=b" " * (1 << 20 + 1), headers=auth | {"Content-Type": "application/json"},
                          timeout=30)
     assert huge.status_code == 413
-    assert collector.store.count_measurements() == 0
+    assert collector.store.stats.count_measurements() == 0
 
 
 def test_gzip_bomb_is_stopped_while_reading(collector):
@@ -108,18 +110,19 @@ def test_clock_far_off_is_flagged(collector):
     token = collector.enrol()
     answer = post(collector, token, items(1), extra={"sent_at": "2020-01-01T00:00:00Z"})
     assert answer.json()["results"][0]["status"] == "accepted"
-    rows = collector.store.raw_rows(items(1)[0]["started_at"][:7], None, "42")
+    rows = collector.store.stats.raw_rows(items(1)[0]["started_at"][:7], None, "42")
     assert rows and rows[0].clock_suspect is True
 
 
 def test_heartbeat_is_kept_and_answers_settings(collector):
     token = collector.enrol(target=500)
-    answer = requests.post(collector.base + "/api/v1/heartbeat", json={"backlog": 3, "version": "0.1.0"},
+    beat = Heartbeat(device_id="probe-1", version="0.1.0", sent_at=utc_now(), backlog=3)
+    answer = requests.post(collector.base + "/api/v1/heartbeat", json=beat.to_wire(),
                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert answer.status_code == 200
-    assert answer.json()["settings"] == {"target": 500}
-    device = collector.store.device("probe-1")
-    assert device.heartbeat["backlog"] == 3 and device.last_heartbeat_at is not None
+    assert answer.json()["settings"] == {"pause": False, "target": 500, "set_at": None}
+    device = collector.store.devices.get("probe-1")
+    assert device.heartbeat.backlog == 3 and device.last_heartbeat_at is not None
 
 
 def test_healthz_and_openapi(collector):

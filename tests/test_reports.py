@@ -162,5 +162,5 @@ def test_background_refresh_leaves_reports_nothing_to_recompute(collector):
     from xaprobe.months import month_of
 
     month = month_of(now)
-    assert collector.store.stale_communes(month, None) == []
+    assert collector.store.stats.stale_scopes(month, None) == []
     assert refresh_month(collector.store, settings, month, "42") == 0

@@ -22,7 +22,7 @@ def test_everything_pending_arrives_once(sqlite_collector, store):
         outcome = upload_pending(store, s, Destination(sqlite_collector.base, Secret(token)), batch_size=500)
     assert (outcome.accepted, outcome.duplicate, outcome.rejected, outcome.error) == (1200, 0, 0, None)
     assert store.backlog().pending == 0
-    assert sqlite_collector.store.count_measurements() == 1200
+    assert sqlite_collector.store.stats.count_measurements() == 1200
     assert all(store.upload_state(i) == (UPLOADED, None) for i in ids[:5])
 
 
@@ -38,7 +38,7 @@ def test_a_lost_answer_is_harmless(sqlite_collector, store):
         outcome = upload_batch(store, s, Destination(sqlite_collector.base, Secret(token)), 500)
     assert (outcome.accepted, outcome.duplicate) == (0, 1)
     assert store.upload_state(m.id) == (UPLOADED, None)
-    assert sqlite_collector.store.count_measurements() == 1
+    assert sqlite_collector.store.stats.count_measurements() == 1
 
 
 def test_rejected_rows_are_kept_and_never_resent(sqlite_collector, store):

@@ -1,0 +1,123 @@
+"""The JSON API: what probes call (measurements, heartbeat; device token) and what staff's tools call
+(report, fleet; admin token). Every refusal is a 4xx with {"detail": "..."} saying what to change."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from xaprobe import communes
+from xaprobe.collector.body import read_json
+from xaprobe.collector.deps import MONTH_PATTERN, PROVINCE_PATTERN, Services, admin_auth, device_auth, services
+from xaprobe.collector.devices import Device
+from xaprobe.collector.exports import render_report
+from xaprobe.collector.fleet import fleet
+from xaprobe.collector.ingest import ingest
+from xaprobe.collector.reports import monthly_report
+from xaprobe.collector.wire_schema import record_schema
+from xaprobe.fields import WireError
+from xaprobe.health import Heartbeat
+from xaprobe.months import month_of, parse_utc
+
+MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "table": "text/plain; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+router = APIRouter()
+
+
+class ItemResult(BaseModel):
+    id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None
+
+
+class IngestAnswer(BaseModel):
+    results: list[ItemResult]
+
+
+class HeartbeatAnswer(BaseModel):
+    ok: bool
+    settings: dict[str, Any]
+    server_time: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+_MEASUREMENTS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["measurements"],
+    "properties": {"measurements": {"type": "array", "maxItems": 1000, "items": {"type": "object"}},
+                   "sent_at": {"type": "string", "format": "date-time"}}}}}}}
+_HEARTBEAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": record_schema(Heartbeat)}}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 403, 413, 415, 429)}
+
+
+@router.post("/api/v1/measurements", response_model=IngestAnswer, responses=_ERRORS,
+             openapi_extra=_MEASUREMENTS_BODY, tags=["probe"])
+async def post_measurements(request: Request, device: Device = Depends(device_auth),
+                            s: Services = Depends(services)) -> Any:
+    settings = s.settings
+    body = await read_json(request, settings.max_body_bytes, settings.max_inflated_bytes)
+    if not isinstance(body, dict) or not isinstance(body.get("measurements"), list):
+        raise HTTPException(400, 'body must be an object {"measurements": [...]}')
+    items = body["measurements"]
+    if len(items) > settings.max_items:
+        raise HTTPException(413, f"{len(items)} items in one batch; at most {settings.max_items}")
+    sent_at = None
+    if isinstance(body.get("sent_at"), str):
+        try:
+            sent_at = parse_utc(body["sent_at"])
+        except ValueError:
+            raise HTTPException(400, "sent_at: not an ISO 8601 timestamp with offset") from None
+    results = await run_in_threadpool(ingest, s.store, settings, device, items, s.clock(), sent_at)
+    s.metrics.count_items([r["status"] for r in results])
+    return JSONResponse({"results": results})  # already in the documented shape: no re-validation
+
+
+@router.post("/api/v1/heartbeat", response_model=HeartbeatAnswer, responses=_ERRORS,
+             openapi_extra=_HEARTBEAT_BODY, tags=["probe"])
+async def post_heartbeat(request: Request, device: Device = Depends(device_auth),
+                         s: Services = Depends(services)) -> Any:
+    body = await read_json(request, 64 * 1024, 256 * 1024)
+    try:
+        heartbeat = Heartbeat.from_wire(body)
+    except WireError as e:
+        raise HTTPException(400, str(e)) from None  # names the field: "links[0].target: must be between ..."
+    now = s.clock()
+    centre = s.store.devices.record_heartbeat(device.id, heartbeat, now)
+    return {"ok": True, "settings": centre.to_wire(), "server_time": now.isoformat()}
+
+
+def _province_or_404(province: str) -> None:
+    if communes.province_name(province) is None:
+        raise HTTPException(404, f"{province!r} is not a province code in vietnam-provinces")
+
+
+@router.get("/api/v1/report", tags=["reports"], responses={
+    200: {"description": "The report", "content": {m.split(";")[0]: {} for m in MEDIA.values()}},
+    401: {"model": Problem}, 404: {"model": Problem}})
+def get_report(month: str | None = Query(None, pattern=MONTH_PATTERN),
+               province: str | None = Query(None, pattern=PROVINCE_PATTERN),
+               format: Literal["json", "csv", "xlsx", "table"] = "json",
+               lang: Literal["vi", "en"] = "vi", _admin: str = Depends(admin_auth),
+               s: Services = Depends(services)) -> Response:
+    now = s.clock()
+    _province_or_404(province or s.settings.province)
+    report = monthly_report(s.store, s.settings, month or month_of(now, s.settings.timezone),
+                            province or s.settings.province, now)
+    return Response(render_report(report, format, lang), media_type=MEDIA[format])
+
+
+@router.get("/api/v1/fleet", tags=["reports"], responses={401: {"model": Problem}, 404: {"model": Problem}})
+def get_fleet(province: str | None = Query(None, pattern=PROVINCE_PATTERN),
+              _admin: str = Depends(admin_auth), s: Services = Depends(services)) -> list[dict[str, Any]]:
+    if province is not None:
+        _province_or_404(province)
+    code = communes.normalise_code(province) if province else None
+    return [h.to_json() for h in fleet(s.store, s.clock(), code)]
