@@ -13,12 +13,20 @@ import datetime as dt
 import math
 import types
 import typing
+import unicodedata
 from functools import cache
 from typing import Any
 
 from xaprobe.months import format_utc, parse_utc
 
 MAX_TEXT = 500
+# instants outside these years are a broken clock or a hostile item, and would overflow local-time arithmetic
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
+# control (Cc) and format (Cf) characters can rewrite a terminal (ESC), reorder a line (RLO) or hide text
+# (zero-width): removed from every text on the wire, tabs and line breaks becoming spaces, so what is left
+# is safe in a terminal table, a page or an export
+_HIDDEN = ("Cc", "Cf")
 MAX_INT = 2**53
 MAX_NUMBER = 1e15
 MAX_ITEMS = 100
@@ -34,14 +42,22 @@ class WireError(ValueError):
 
 
 def check_text(value: Any, where: str, limit: int = MAX_TEXT) -> str:
-    """Return value if it is a string within limit with no NUL; raise WireError naming where."""
+    """Return value, control and bidi characters removed, if it is Unicode text within limit with no NUL;
+    raise WireError naming where."""
     if not isinstance(value, str):
         raise WireError(where, f"must be a string, got {type(value).__name__}")
     if len(value) > limit:
         raise WireError(where, f"longer than {limit} characters")
     if "\x00" in value:
         raise WireError(where, "contains a NUL character")
-    return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WireError(where, "contains a lone surrogate (not Unicode text)") from None
+    if value.isprintable():  # the common case, at C speed
+        return value
+    spaced = value.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return "".join(ch for ch in spaced if unicodedata.category(ch) not in _HIDDEN)
 
 
 def check_number(value: Any, where: str, limit: float, low: float = 0.0) -> float:
@@ -68,11 +84,14 @@ def check_integer(value: Any, where: str, limit: int, low: int = 0) -> int:
 def check_time(value: Any, where: str) -> dt.datetime:
     """Return an aware UTC datetime from ISO 8601 text with an offset; raise WireError naming where."""
     try:
-        return parse_utc(check_text(value, where, 40))
+        instant = parse_utc(check_text(value, where, 40))
     except ValueError as e:
         if isinstance(e, WireError):
             raise
         raise WireError(where, str(e)) from None
+    if not EARLIEST <= instant < LATEST:
+        raise WireError(where, f"{value!r} is outside the years {EARLIEST.year}-{LATEST.year - 1}")
+    return instant
 
 
 # --- records --------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from xaprobe.fields import WireError, check_integer, check_number, check_text
-from xaprobe.months import format_utc, parse_utc
+from xaprobe.fields import WireError, check_integer, check_number, check_text, check_time
+from xaprobe.months import format_utc
 
 __all__ = ["Link", "Location", "Measurement", "Radio", "Server", "WireError", "from_wire", "new_id", "to_wire"]
 
@@ -181,10 +181,9 @@ def from_wire(obj: Any) -> Measurement:
         mid = str(uuid.UUID(raw_id))
     except ValueError:
         raise WireError("id", f"must be a UUID, got {raw_id!r}") from None
-    try:
-        started = parse_utc(_text(obj, "started_at", "", required=True, limit=40))
-    except ValueError as e:
-        raise WireError("started_at", str(e)) from None
+    if obj.get("started_at") is None:
+        raise WireError("started_at", "required")
+    started = check_time(obj["started_at"], "started_at")
     status = _text(obj, "status", "", required=True, limit=16)
     if status not in STATUSES:
         raise WireError("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")

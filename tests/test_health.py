@@ -18,9 +18,9 @@ from xaprobe.uploader.outbox import UploadRecord
 from xaprobe.uploader.upload import Outcome, next_record
 
 NOW = dt.datetime(2026, 11, 30, 6, 27, 22, 298480, tzinfo=dt.timezone.utc)
-instants = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1),
+instants = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 12, 31),
                         timezones=st.just(dt.timezone.utc))
-names = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20)
+names = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf")), max_size=20)
 counts = st.integers(0, 10**9)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import unicodedata
 
 import pytest
 from conftest import make_measurement
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from xaprobe.wire import Link, Location, Radio, WireError, from_wire, to_wire
 
 finite = st.floats(min_value=0, max_value=100_000, allow_nan=False, allow_infinity=False)
-texts = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40)
+texts = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf")), max_size=40)  # what check_text keeps
+any_text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40)
 
 
 @settings(max_examples=150, deadline=None)
@@ -88,3 +90,35 @@ def test_timestamps_become_utc():
     wire["started_at"] = "2026-11-30T03:00:00+07:00"
     assert from_wire(wire).started_at == dt.datetime(2026, 11, 29, 20, 0, tzinfo=dt.timezone.utc)
     assert dataclasses.replace(from_wire(wire)).started_at.tzinfo == dt.timezone.utc
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("started_at", "9999-12-31T23:00Z", "outside the years"),
+    ("started_at", "0001-01-01T00:00+14:00", "out of range"),
+    ("started_at", "1970-01-01T00:00Z", "outside the years"),
+    ("error", "bad \ud800 text", "lone surrogate"),
+    ("engine", "\udfff", "lone surrogate"),
+])
+def test_items_that_would_break_later_arithmetic_or_encoding_are_refused(field, value, says):
+    item = to_wire(make_measurement())
+    item[field] = value
+    with pytest.raises(WireError) as e:
+        from_wire(item)
+    assert e.value.field == field and says in e.value.problem
+
+
+def test_control_and_bidi_characters_never_reach_a_terminal_or_a_page():
+    item = to_wire(make_measurement(status="failed", download_mbps=None))
+    item["error"] = "no\x1b[2J service\u202egnp.exe\u200b\ttab\r\nline"
+    item["link"]["operator"] = "Viettel\u2066\u2069\x07"
+    m = from_wire(item)
+    assert m.error == "no[2J servicegnp.exe tab  line" and m.link.operator == "Viettel"
+
+
+@given(any_text)
+def test_cleaning_text_is_idempotent_and_keeps_everything_printable(text):
+    item = to_wire(make_measurement())
+    item["isp"] = text
+    once = from_wire(item)
+    assert from_wire(json.loads(json.dumps(to_wire(once)))).isp == once.isp
+    assert not [ch for ch in once.isp if unicodedata.category(ch) in ("Cc", "Cf")]
