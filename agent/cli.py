@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from xaprobe import __version__
-from xaprobe.agent.config import AgentConfig, load_config
+from xaprobe.agent.config import AgentConfig, load_config, token_warnings
 from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.status import probe_status, render_status, summary_line
@@ -94,11 +94,14 @@ def cmd_measure(args) -> int:
 def cmd_config_check(args) -> int:
     path = Path(args.path or args.config or default_config_path())
     config = load_config(path)
+    warnings = token_warnings(config)
     if args.json:
         _print_json({"ok": True, "path": str(path), "device_id": config.device_id,
-                     "links": [link.name for link in config.links]})
+                     "links": [link.name for link in config.links], "warnings": warnings})
     else:
         print(f"{path}: ok ({len(config.links)} link(s): {', '.join(link.name for link in config.links)})")
+        for warning in warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -81,6 +81,7 @@ class AgentConfig:
     upload: UploadConfig = setting(UploadConfig(), "", custom=True)
     planner: PlannerConfig = setting(PlannerConfig(), "", custom=True)
     source: str = setting("(built-in defaults)", "", custom=True)
+    token_from: Path | None = setting(None, "", custom=True)  # the file the token was read from
 
     def engine_settings(self, name: str) -> Any:
         """The named engine's settings: from [engines.<name>], else that engine's defaults."""
@@ -105,7 +106,8 @@ def load_config(path: Path) -> AgentConfig:
     return parse_config(data, str(path), base_dir=path.parent)
 
 
-def _token(r: TableReader, base_dir: Path) -> Secret:
+def _token(r: TableReader, base_dir: Path, source: Path | None) -> tuple[Secret, Path | None]:
+    """The token, and the file it was read from (this config file, or token_file)."""
     token = r.text("token")
     token_file = r.text("token_file")
     if token and token_file:
@@ -119,7 +121,24 @@ def _token(r: TableReader, base_dir: Path) -> Secret:
         else:
             if not token:
                 r.fail("token_file", f"{path} is empty")
-    return Secret(token)
+        return Secret(token), path
+    return Secret(token), (source if token else None)
+
+
+def token_warnings(config: AgentConfig) -> list[str]:
+    """Why the token may be read by other users of this machine (empty when only its owner can read it)."""
+    path = config.token_from
+    if path is None:
+        return []
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if not mode & 0o044:
+        return []
+    where = "token_file" if path.resolve() != Path(config.source).resolve() else "token"
+    return [f"{where}: {path} holds the device token and other users can read it (mode {mode:04o}); "
+            f"run: chmod 600 {path}"]
 
 
 def _links(r: TableReader, target: int) -> tuple[LinkConfig, ...]:
@@ -192,7 +211,8 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
     r = TableReader(data, "", problems)
     # the top-level target is every link's default target, checked as a link's own would be
     target = read_value(r, declared(LinkConfig, "target"), int)
-    config = read_table(r, AgentConfig, token=_token(r, base_dir), commune_code=_commune(r),
+    token, token_from = _token(r, base_dir, Path(source) if Path(source).is_file() else None)
+    config = read_table(r, AgentConfig, token=token, token_from=token_from, commune_code=_commune(r),
                         store=_store(r, base_dir), links=_links(r, target), engines=_engines(r.sub("engines")),
                         upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
                         source=source)

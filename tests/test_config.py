@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -177,3 +179,23 @@ def test_measure_option_the_engine_lacks_is_one_line_error(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("--streams: the speedtest engine has no streams setting")
     assert not (tmp_path / "p.db").exists()  # refused before anything was stored
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_config_check_warns_when_others_can_read_the_token(tmp_path, inline):
+    config = tmp_path / "agent.toml"
+    token = tmp_path / "token"
+    token.write_text("xap_secret\n")
+    config.write_text('device_id = "p"\ncollector_url = "http://127.0.0.1:9/"\n'
+                      + ('token = "xap_secret"\n' if inline else 'token_file = "token"\n'))
+    exposed = config if inline else token
+    os.chmod(exposed, 0o644)
+    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "config", "check", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ok" in done.stdout
+    assert f"{exposed} holds the device token and other users can read it (mode 0644)" in done.stderr
+    assert f"chmod 600 {exposed}" in done.stderr and ("token:" if inline else "token_file:") in done.stderr
+    os.chmod(exposed, 0o600)
+    quiet = subprocess.run([sys.executable, "-m", "xaprobe.agent", "config", "check", str(config), "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert json.loads(quiet.stdout)["warnings"] == [] and quiet.stderr == ""
