@@ -32,6 +32,10 @@ class LinkConfig:
     access: str = setting("auto", 'How the link reaches the internet; "auto" reads it from sysfs.', choices=ACCESS)
     target: int = setting(300, "Samples wanted per link per month (the province asks for at least 300).")
     budget_mb: float = setting(0.0, "Monthly data budget of this link in MB (0: no budget).")
+    daily_quota_mb: float = setting(0.0, "Daily high-speed data of this SIM in MB, after which the operator "
+                                         "throttles it (0: none). Tests never spend more than this in a day, and "
+                                         "spread it over the day.")
+    quota_reset_hour: int = setting(0, "The local hour at which the daily quota starts afresh.", low=0, high=23)
     source_address: str = setting("", "Send tests from this local address (empty: the interface's own).")
 
 
