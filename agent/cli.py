@@ -25,14 +25,14 @@ from xaprobe.errors import UserError
 from xaprobe.wire import Location, to_wire
 
 
-def resolve_config(args, required: bool) -> AgentConfig:
+def resolve_config(args, required: bool, hint: str = "give --config PATH") -> AgentConfig:
     """Load --config, else the default file if present; else built-in defaults (or an error if required)."""
     if args.config:
         config = load_config(Path(args.config))
     elif default_config_path().exists():
         config = load_config(default_config_path())
     elif required:
-        raise UserError(f"no configuration: {default_config_path()} does not exist (give --config PATH)")
+        raise UserError(f"no configuration: {default_config_path()} does not exist ({hint})")
     else:
         print(f"xaprobe: warning: no config file ({default_config_path()} does not exist): device fields "
               "stay empty and nothing is uploaded", file=sys.stderr)
@@ -134,8 +134,13 @@ def cmd_upload(args) -> int:
 
 
 def cmd_status(args) -> int:
-    config = resolve_config(args, required=False)
-    store = Store.open(config.store)
+    config = resolve_config(args, required=True, hint="enrol this probe first, or give --config PATH")
+    if config.store.exists():
+        store = Store.open(config.store)
+    else:  # nothing has run yet: show the plan without creating any file
+        print(f"xaprobe: no tests stored yet ({config.store} does not exist: is the xaprobe-agent service "
+              "running?)", file=sys.stderr)
+        store = Store.open(":memory:")
     status = probe_status(config, store)
     if args.json:
         _print_json(status.to_wire())
