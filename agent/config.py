@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from xaprobe import communes
+from xaprobe import communes, operators
 from xaprobe.agent.engines import engine_names, settings_class
 from xaprobe.agent.paths import default_store_path
 from xaprobe.errors import ConfigError
@@ -28,7 +28,8 @@ class LinkConfig:
 
     name: str = setting("", "A name for this link, unique in this file.", required=True)
     interface: str = setting("", "The network interface, as `ip link` shows it.", required=True)
-    operator: str = setting("", "The operator (empty: what ModemManager reports).")
+    operator: str = setting("", "Who provides this link: Viettel, VNPT, MobiFone, Vietnamobile, Gmobile, I-Telecom, "
+                                "Reddi, FPT, CMC, SCTV, or other:<name>. Required on a cellular link.")
     access: str = setting("auto", 'How the link reaches the internet; "auto" reads it from sysfs.', choices=ACCESS)
     target: int = setting(300, "Samples wanted per link per month (the province asks for at least 300).")
     budget_mb: float = setting(0.0, "Monthly data budget of this link in MB (0: no budget).")
@@ -147,12 +148,26 @@ def token_warnings(config: AgentConfig) -> list[str]:
 
 def _links(r: TableReader, target: int) -> tuple[LinkConfig, ...]:
     """Every [[links]] table (a link's target defaults to the top-level one); names must differ."""
-    links = tuple(read_table(t, LinkConfig, defaults={"target": target}) for t in r.tables("links"))
+    links = tuple(_operator(t, read_table(t, LinkConfig, defaults={"target": target})) for t in r.tables("links"))
     names = [link.name for link in links]
     for i, name in enumerate(names):
         if name and names.index(name) != i:
             r.fail(f"links[{i}].name", f'"{name}" is used by links[{names.index(name)}] too')
     return links or (LinkConfig(name="default", target=target),)
+
+
+def _operator(t: TableReader, link: LinkConfig) -> LinkConfig:
+    """The link with its operator's canonical name; an unknown operator, or none on a cellular link, is a problem."""
+    if not link.operator.strip():
+        if link.access == "cellular":
+            t.fail("operator", f"required on a cellular link: one of {operators.known_names()}, or other:<name>")
+        return link
+    name = operators.canonical(link.operator)
+    if name is None:
+        t.fail("operator", f'"{link.operator}" is not an operator xaprobe knows: write one of '
+                           f"{operators.known_names()}, or other:<name>")
+        return link
+    return dataclasses.replace(link, operator=name)
 
 
 def _engines(r: TableReader) -> dict[str, Any]:

@@ -199,3 +199,29 @@ def test_config_check_warns_when_others_can_read_the_token(tmp_path, inline):
     quiet = subprocess.run([sys.executable, "-m", "xaprobe.agent", "config", "check", str(config), "--json"],
                            capture_output=True, text=True, timeout=60)
     assert json.loads(quiet.stdout)["warnings"] == [] and quiet.stderr == ""
+
+
+@pytest.mark.parametrize("operator, access, problem", [
+    ("", "cellular", "links[0].operator: required on a cellular link"),
+    ("viettel 4G", "auto", 'links[0].operator: "viettel 4G" is not an operator xaprobe knows'),
+    ("other:", "ethernet", 'links[0].operator: "other:" is not an operator'),
+])
+def test_an_operator_is_one_xaprobe_knows(operator, access, problem):
+    data = {"links": [{"name": "a", "interface": "wwan0", "operator": operator, "access": access}]}
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, "inline")
+    assert any(p.startswith(problem) for p in e.value.problems), e.value.problems
+
+
+@pytest.mark.parametrize("typed, name", [("viettel", "Viettel"), ("VinaPhone", "VNPT"), ("Mobi Fone", "MobiFone"),
+                                         ("other:Sài Gòn Net", "other:Sài Gòn Net")])
+def test_operators_are_written_one_way(typed, name):
+    data = {"links": [{"name": "a", "interface": "wwan0", "operator": typed, "access": "cellular"}]}
+    assert parse_config(data, "inline").links[0].operator == name
+
+
+def test_a_sim_names_its_operator_by_mcc_mnc():
+    from xaprobe import operators
+
+    assert [operators.from_mcc_mnc(c) for c in ("45204", "452-01", "45202", "310260")] == \
+        ["Viettel", "MobiFone", "VNPT", None]
