@@ -173,6 +173,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    import requests
+
+    from xaprobe.agent.doctor import as_json, flows, render, run_checks
+
+    path = Path(args.config) if args.config else default_config_path()
+    with requests.Session() as session:
+        checks = run_checks(path, session)
+    print(as_json(checks) if args.json else render(checks))
+    return 0 if flows(checks) else 1
+
+
 def cmd_demo(args) -> int:
     # lazy: the demo runs a collector too, whose parts a probe installed alone does not have
     from xaprobe.demo import run_demo
@@ -216,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="the long-running probe: planner, tests, uploads, heartbeats")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("doctor", help="check everything that decides whether samples will flow, and say what "
+                                      "to fix; exit 0 only when they will")
+    s.add_argument("--json", action="store_true", help="print the checks as JSON")
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("upload", help="send everything pending now; exit 0 when nothing is left")
     s.add_argument("--json", action="store_true")
