@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: dev test lint bench
+.PHONY: dev test lint bench catalogs
 
 # An editable install whose imports resolve to this working tree (setuptools' strict mode links each
 # file, so mypy and pytest see the checkout). Run it again after adding a module.
@@ -21,3 +21,14 @@ bench:
 	$(PYTHON) bench/report_scale.py
 	$(PYTHON) bench/soak.py --kills 1000
 	sudo $(PYTHON) bench/accuracy.py
+
+# The probe's messages: extract every _() and N_() from the code, merge into the Vietnamese catalog,
+# compile it into the package (core/locale/vi/LC_MESSAGES/xaprobe.mo). Translate the new entries in between.
+catalogs:
+	$(PYTHON) -m babel.messages.frontend extract -k _ -k N_ -k ngettext:1,2 --no-wrap --sort-by-file \
+		-o core/locale/xaprobe.pot core agent uploader
+	test -f core/locale/vi/LC_MESSAGES/xaprobe.po || $(PYTHON) -m babel.messages.frontend init \
+		-i core/locale/xaprobe.pot -d core/locale -D xaprobe -l vi
+	$(PYTHON) -m babel.messages.frontend update -i core/locale/xaprobe.pot -d core/locale -D xaprobe -l vi \
+		--no-wrap --ignore-obsolete
+	$(PYTHON) -m babel.messages.frontend compile -d core/locale -D xaprobe -l vi --statistics

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xaprobe import __version__
+from xaprobe import __version__, i18n
 from xaprobe.agent.config import AgentConfig, load_config, token_warnings
 from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
@@ -22,6 +22,7 @@ from xaprobe.agent.status import probe_status, render_status, summary_line
 from xaprobe.agent.store import Store
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
+from xaprobe.i18n import _
 from xaprobe.wire import Location, to_wire
 
 
@@ -202,6 +203,8 @@ def cmd_run(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaprobe", description="xaprobe: a speed-test probe for a commune.")
     p.add_argument("--version", action="version", version=f"xaprobe {__version__}")
+    p.add_argument("--lang", choices=i18n.LANGUAGES, help=_("the language to speak (default from LANG: Vietnamese "
+                                                              "unless it asks for English)"))
     p.add_argument("--config", metavar="PATH", help=f"agent.toml (default {default_config_path()})")
     p.add_argument("--store", metavar="PATH", help="the probe's SQLite file (default from the config)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -258,7 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _lang_option(argv: list[str]) -> str | None:
+    """--lang's value, read before the parser is built (its help texts are in that language)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    i18n.use(i18n.choose(_lang_option(argv)))
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return run_command("xaprobe", args)

@@ -10,6 +10,7 @@ from xaprobe.agent.config import AgentConfig
 from xaprobe.agent.planner import link_plan
 from xaprobe.agent.store import Store
 from xaprobe.health import LastResult, LinkStatus, ProbeStatus
+from xaprobe.i18n import _, number
 from xaprobe.months import month_of, utc_now
 from xaprobe.wire import Measurement
 
@@ -45,7 +46,7 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
 
 
 def _mb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e6:.1f} MB"
+    return _("{mb} MB").format(mb=number(n_bytes / 1e6))
 
 
 def local_time(instant: dt.datetime, tz: str) -> str:
@@ -53,61 +54,96 @@ def local_time(instant: dt.datetime, tz: str) -> str:
     return instant.astimezone(ZoneInfo(tz)).strftime("%d/%m/%Y %H:%M")
 
 
-CLOCK_HINT = ("the clock is not synchronised: tests are stamped with a wrong time. Fix: sudo timedatectl "
-              "set-ntp true (Raspberry Pi OS: sudo apt install systemd-timesyncd)")
+def clock_hint() -> str:
+    return _("the clock is not synchronised: tests are stamped with a wrong time. Fix: sudo timedatectl "
+             "set-ntp true (Raspberry Pi OS: sudo apt install systemd-timesyncd)")
+
+
+def _state(link: LinkStatus) -> str:
+    if link.budget_spent:
+        return _("data budget spent until next month")
+    return _("on track") if link.on_track else _("behind")
+
+
+def _target(s: ProbeStatus, link: LinkStatus) -> str:
+    if link.target_from_collector and s.centre.set_at:
+        return _("target {n}, set by the collector on {when}").format(n=link.target,
+                                                                      when=local_time(s.centre.set_at, s.timezone))
+    if link.target_from_collector:
+        return _("target {n}, set by the collector").format(n=link.target)
+    return _("target {n}").format(n=link.target)
+
+
+def _data(link: LinkStatus) -> str:
+    data = _("data used this month {used}").format(used=_mb(link.bytes_used))
+    if link.budget_mb:
+        data += " " + _("of {budget} MB").format(budget=number(link.budget_mb, 0))
+    if link.daily_quota_mb and link.quota_left_bytes is not None:
+        data += "; " + _("today {left} left of the {quota} MB daily quota").format(
+            left=_mb(link.quota_left_bytes), quota=number(link.daily_quota_mb, 0))
+    return data
+
+
+def _last(s: ProbeStatus, last: LastResult) -> str:
+    if last.status == "ok" and last.download_mbps is not None and last.upload_mbps is not None:
+        result = _("down {down} Mbit/s, up {up} Mbit/s").format(down=number(last.download_mbps),
+                                                                 up=number(last.upload_mbps))
+    else:
+        result = _("failed: {error}").format(error=last.error)
+    return _("last test {when}: {result}").format(when=local_time(last.started_at, s.timezone), result=result)
 
 
 def _link_lines(s: ProbeStatus, link: LinkStatus) -> list[str]:
-    when = lambda instant: local_time(instant, s.timezone)  # noqa: E731 - one short formatter
-    state = "data budget spent until next month" if link.budget_spent else \
-        ("on track" if link.on_track else "behind")
-    target = f"target {link.target}" + (
-        f", set by the collector on {when(s.centre.set_at)}" if link.target_from_collector and s.centre.set_at
-        else ", set by the collector" if link.target_from_collector else "")
-    nxt = when(link.next_test_at) if link.next_test_at else "-"
-    data = f"data used this month {_mb(link.bytes_used)}" + (f" of {link.budget_mb:g} MB" if link.budget_mb else "")
-    if link.daily_quota_mb and link.quota_left_bytes is not None:
-        data += f"; today {_mb(link.quota_left_bytes)} left of the {link.daily_quota_mb:g} MB daily quota"
-    lines = [f"  {link.name}: {link.samples} samples ({target}; {link.failed} failed), {state}; next test {nxt}",
-             f"    {data}"]
-    last = link.last_result
-    if last:
-        lines.append(f"    last test {when(last.started_at)}: "
-                     + (f"down {last.download_mbps:.1f} Mbit/s, up {last.upload_mbps:.1f} Mbit/s"
-                        if last.status == "ok" and last.download_mbps is not None and last.upload_mbps is not None
-                        else f"failed: {last.error}"))
+    nxt = local_time(link.next_test_at, s.timezone) if link.next_test_at else "-"
+    lines = ["  " + _("{name}: {samples} samples ({target}; {failed} failed), {state}; next test {next}").format(
+                 name=link.name, samples=link.samples, target=_target(s, link), failed=link.failed,
+                 state=_state(link), next=nxt),
+             "    " + _data(link)]
+    if link.last_result:
+        lines.append("    " + _last(s, link.last_result))
     return lines
+
+
+def _uploads(s: ProbeStatus) -> str:
+    text = _("uploads: {waiting} waiting").format(waiting=s.pending)
+    if s.oldest_pending_age_s:
+        text += " " + _("(the oldest for {hours} h)").format(hours=s.oldest_pending_age_s // 3600)
+    last = local_time(s.last_upload_at, s.timezone) if s.last_upload_at else _("never")
+    return text + _(", {delivered} delivered, {rejected} rejected; last delivery {when}").format(
+        delivered=s.uploaded, rejected=s.rejected, when=last)
 
 
 def render_status(s: ProbeStatus) -> str:
     """Human-readable status lines (times in the probe's time zone)."""
-    when = lambda instant: local_time(instant, s.timezone)  # noqa: E731 - one short formatter
-    lines = [f"device {s.device_id or '(not configured)'} · commune {s.commune_code or '-'} · month {s.month}"]
+    lines = [_("device {device} · commune {commune} · month {month}").format(
+        device=s.device_id or _("(not configured)"), commune=s.commune_code or "-", month=s.month)]
     if s.centre.pause:
-        lines.append("  PAUSED by the collector" + (f" on {when(s.centre.set_at)}" if s.centre.set_at else "")
-                     + ": no tests until it resumes this probe")
+        since = " " + _("on {when}").format(when=local_time(s.centre.set_at, s.timezone)) if s.centre.set_at else ""
+        lines.append("  " + _("PAUSED by the collector{since}: no tests until it resumes this probe").format(
+            since=since))
     for link in s.links:
         lines += _link_lines(s, link)
-    lines.append(f"  uploads: {s.pending} waiting"
-                 + (f" (the oldest for {s.oldest_pending_age_s // 3600} h)" if s.oldest_pending_age_s else "")
-                 + f", {s.uploaded} delivered, {s.rejected} rejected;"
-                 + f" last delivery {when(s.last_upload_at) if s.last_upload_at else 'never'}")
+    lines.append("  " + _uploads(s))
     if s.token_refused:
-        lines.append("  UPLOADS STOPPED: the collector refused this probe's token; "
-                     "ask the collector staff for a new one")
+        lines.append("  " + _("UPLOADS STOPPED: the collector refused this probe's token; "
+                              "ask the collector staff for a new one"))
     if s.last_upload_error:
-        lines.append(f"  last upload error: {s.last_upload_error}")
-    lines.append({True: "  clock: synchronised", False: f"  clock: {CLOCK_HINT}",
-                  None: "  clock: cannot tell whether it is synchronised"}[s.clock_synced])
+        lines.append("  " + _("last upload error: {error}").format(error=s.last_upload_error))
+    clock = {True: _("synchronised"), False: clock_hint(), None: _("cannot tell whether it is synchronised")}
+    lines.append("  " + _("clock: {state}").format(state=clock[s.clock_synced]))
     for event in s.events:
-        lines.append(f"  event {when(event.at)} {event.kind}: {event.detail}")
+        lines.append("  " + _("event {when} {kind}: {detail}").format(when=local_time(event.at, s.timezone),
+                                                                       kind=event.kind, detail=event.detail))
     return "\n".join(lines)
 
 
 def summary_line(m: Measurement) -> str:
     """One line for a stored measurement: its speeds, or why it failed."""
+    name = m.link.name or "-"
     if m.status != "ok":
-        return f"#{m.seq} {m.link.name or '-'}: FAILED: {m.error}"
-    return (f"#{m.seq} {m.link.name or '-'}: down {m.download_mbps:.2f} Mbit/s, up {m.upload_mbps:.2f} Mbit/s, "
-            f"latency {m.latency_ms:.1f} ms, jitter {m.jitter_ms:.1f} ms"
-            + (" (capped)" if m.capped else "") + f", {(m.bytes_down + m.bytes_up) / 1e6:.1f} MB used")
+        return _("#{seq} {link}: FAILED: {error}").format(seq=m.seq, link=name, error=m.error)
+    figures = _("down {down} Mbit/s, up {up} Mbit/s, latency {latency} ms, jitter {jitter} ms").format(
+        down=number(m.download_mbps or 0, 2), up=number(m.upload_mbps or 0, 2), latency=number(m.latency_ms or 0),
+        jitter=number(m.jitter_ms or 0))
+    capped = " " + _("(capped)") if m.capped else ""
+    return f"#{m.seq} {name}: {figures}{capped}, " + _("{mb} used").format(mb=_mb(m.bytes_down + m.bytes_up))

@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from xaprobe.errors import ConfigError, UserError
+from xaprobe.i18n import N_, _
 
 # Top-level modules xaprobe imports from other distributions, and how a user gets each back.
-_PROBE = "it comes with xaprobe itself: reinstall the probe (pip install xaprobe, or the .deb)"
-_COLLECTOR = "the collector's parts come with pip install 'xaprobe[collector]'"
+_PROBE = N_("it comes with xaprobe itself: reinstall the probe (pip install xaprobe, or the .deb)")
+_COLLECTOR = N_("the collector's parts come with pip install 'xaprobe[collector]'")
 PROVIDERS = {
     "requests": _PROBE, "schedule": _PROBE, "sqlite_utils": _PROBE, "speedtest": _PROBE,
     "fastapi": _COLLECTOR, "starlette": _COLLECTOR, "uvicorn": _COLLECTOR, "sqlalchemy": _COLLECTOR,
@@ -22,7 +23,8 @@ def missing_module_message(error: ModuleNotFoundError) -> str | None:
     """Name the missing module and what provides it; None when it is not one of xaprobe's dependencies."""
     name = (error.name or "").split(".")[0]
     provider = PROVIDERS.get(name)
-    return f"the Python module {name!r} is missing; {provider}" if provider else None
+    return _("the Python module {name!r} is missing; {provider}").format(name=name, provider=_(provider)) \
+        if provider else None
 
 
 def run_command(prog: str, args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def run_command(prog: str, args: argparse.Namespace) -> int:
             print(f"{e.source}: {problem}", file=sys.stderr)
         return 1
     except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(_("{prog}: error: {message}").format(prog=prog, message=e), file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:
         message = missing_module_message(e)

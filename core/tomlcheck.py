@@ -6,6 +6,8 @@ import difflib
 import math
 from typing import Any
 
+from xaprobe.i18n import _
+
 
 class TableReader:
     """Typed access to one TOML table; every bad value adds one problem to the shared list."""
@@ -15,7 +17,7 @@ class TableReader:
         self.problems = problems
         self.seen: set[str] = set()
         if not isinstance(table, dict):
-            self.fail("", f"must be a table, got {_shown(table)}")
+            self.fail("", _("must be a table, got {value}").format(value=_shown(table)))
             table = {}
         self.table = table
 
@@ -37,13 +39,13 @@ class TableReader:
         value = self._get(name)
         if value is None:
             if required:
-                self.fail(name, "required")
+                self.fail(name, _("required"))
             return default
         if not isinstance(value, str):
-            self.fail(name, f"must be a string, got {_shown(value)}")
+            self.fail(name, _("must be a string, got {value}").format(value=_shown(value)))
             return default
         if required and not value.strip():
-            self.fail(name, "required (it is empty)")
+            self.fail(name, _("required (it is empty)"))
         return value
 
     def integer(self, name: str, default: int, low: int = 1, high: int = 10**12) -> int:
@@ -51,8 +53,9 @@ class TableReader:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            kind = "a positive integer" if (low, high) == (1, 10**12) else f"an integer from {low} to {high}"
-            self.fail(name, f"must be {kind}, got {_shown(value)}")
+            message = _("must be a positive integer, got {value}") if (low, high) == (1, 10**12) \
+                else _("must be an integer from {low} to {high}, got {value}")
+            self.fail(name, message.format(low=low, high=high, value=_shown(value)))
             return default
         return value
 
@@ -62,7 +65,8 @@ class TableReader:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or not low <= value <= high:
-            self.fail(name, f"must be a number from {low:g} to {high:g}, got {_shown(value)}")
+            self.fail(name, _("must be a number from {low} to {high}, got {value}").format(
+                low=f"{low:g}", high=f"{high:g}", value=_shown(value)))
             return default
         return float(value)
 
@@ -71,14 +75,15 @@ class TableReader:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.fail(name, f"must be true or false, got {_shown(value)}")
+            self.fail(name, _("must be true or false, got {value}").format(value=_shown(value)))
             return default
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.text(name, default)
         if value not in choices:
-            self.fail(name, f"must be one of {', '.join(repr(c) for c in choices)}, got {_shown(value)}")
+            self.fail(name, _("must be one of {choices}, got {value}").format(
+                choices=", ".join(repr(c) for c in choices), value=_shown(value)))
             return default
         return value
 
@@ -87,7 +92,7 @@ class TableReader:
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
-            self.fail(name, f"must be a list of strings, got {_shown(value)}")
+            self.fail(name, _("must be a list of strings, got {value}").format(value=_shown(value)))
             return ()
         return tuple(str(v) for v in value)
 
@@ -100,7 +105,8 @@ class TableReader:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.fail(name, f"must be an array of tables ([[{name}]]), got {_shown(value)}")
+            self.fail(name, _("must be an array of tables ([[{name}]]), got {value}").format(name=name,
+                                                                                            value=_shown(value)))
             return []
         return [TableReader(item, f"{self.key(name)}[{i}]", self.problems) for i, item in enumerate(value)]
 
@@ -109,8 +115,8 @@ class TableReader:
         for name in self.table:
             if name not in self.seen:
                 close = difflib.get_close_matches(name, sorted(self.seen), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.fail(name, f"unknown key{hint}")
+                self.fail(name, _("unknown key (did you mean {key!r}?)").format(key=close[0]) if close
+                          else _("unknown key"))
 
 
 def _shown(value: Any) -> str:
@@ -119,7 +125,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        return "a table"
+        return _("a table")
     if isinstance(value, list):
-        return "a list"
+        return _("a list")
     return repr(value)
