@@ -31,8 +31,12 @@ def choose(explicit: str | None = None, environ: Mapping[str, str] = os.environ)
     return "vi"
 
 
+_spoken = ["en"]  # what `use` chose; code that never called it (a library user, a test) speaks the msgids
+
+
 def use(language: str) -> None:
     """Speak language from now on, in this process and the programs it starts."""
+    _spoken[0] = language
     os.environ["LANGUAGE"] = language  # gettext's first choice, for our messages and argparse's alike
     gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
     gettext.textdomain(DOMAIN)
@@ -49,7 +53,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 def language() -> str:
     """The language messages are spoken in now."""
-    return "en" if os.environ.get("LANGUAGE", "vi").startswith("en") else "vi"
+    return _spoken[0]
 
 
 def number(value: float, digits: int = 1) -> str:

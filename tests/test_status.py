@@ -53,7 +53,7 @@ def test_status_reads_in_local_time_with_units(store):
     text = render_status(probe_status(config, store, NOW))
     assert "target 400, set by the collector on 29/11/2026 10:00" in text  # UTC+7, day first, to the minute
     assert "last test 30/11/2026 12:27: down 42.5 Mbit/s, up 12.2 Mbit/s" in text
-    assert "data used this month 24.9 MB of 6000 MB" in text and "left of the 300 MB daily quota" in text
+    assert "data used this month 24.9 MB of 6,000 MB" in text and "left of the 300 MB daily quota" in text
     assert "T" not in text.split("next test ")[1][:17] and "Z" not in text  # no ISO UTC stamps for people
 
 
