@@ -18,6 +18,8 @@ from xaprobe.errors import UserError
 CREDENTIAL = "token"
 _TOKEN_LINE = re.compile(r"^\s*(token|token_file|token_credential)\s*=")
 _TABLE_LINE = re.compile(r"^\s*\[")
+# the warning `xaprobe-collector device add --write-config` puts at the top, no longer true once installed
+_SECRET_NOTE = "Keep it secret: it holds the device's token."
 
 
 def without_token(text: str) -> str:
@@ -25,6 +27,7 @@ def without_token(text: str) -> str:
     `token_credential = "token"`; the rest of the file, comments included, stays as it was."""
     lines, placed, in_table = [], False, False
     for line in text.splitlines():
+        line = line.replace(_SECRET_NOTE, "Its token is in a root-only file, given to the service as a credential.")
         in_table = in_table or bool(_TABLE_LINE.match(line))
         if not in_table and _TOKEN_LINE.match(line):
             if not placed:
