@@ -10,12 +10,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from xaprobe import __version__, i18n
-from xaprobe.agent.config import AgentConfig, load_config, token_warnings
+from xaprobe.agent.config import SERVICE_CONFIG, AgentConfig, load_config, service_problems, token_warnings
 from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.status import probe_status, render_status, summary_line
@@ -96,13 +97,40 @@ def cmd_config_check(args) -> int:
     path = Path(args.path or args.config or default_config_path())
     config = load_config(path)
     warnings = token_warnings(config)
+    # for the file the service reads, root can tell what the service (its own user; its credential read by
+    # systemd) will be able to read
+    service = service_problems(config) if os.geteuid() == 0 and path.resolve() == SERVICE_CONFIG else None
     if args.json:
-        _print_json({"ok": True, "path": str(path), "device_id": config.device_id,
-                     "links": [link.name for link in config.links], "warnings": warnings})
+        _print_json({"ok": not service, "path": str(path), "device_id": config.device_id,
+                     "links": [link.name for link in config.links], "warnings": warnings,
+                     "service_problems": service})
     else:
         print(f"{path}: ok ({len(config.links)} link(s): {', '.join(link.name for link in config.links)})")
         for warning in warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
+        _print_service_check(path, config, service)
+    return 1 if service else 0
+
+
+def _print_service_check(path: Path, config: AgentConfig, problems: list[str] | None) -> None:
+    """Say whether the systemd service will be able to read everything it needs (known only to root)."""
+    if problems is None:
+        return
+    for problem in problems:
+        print(f"{path}: service: {problem}", file=sys.stderr)
+    if not problems:
+        token = f"token from {config.token_key} {config.token_from}" if config.token_from else "no token"
+        print(f"{path}: the service can read everything it needs ({token}; store {config.store})")
+
+
+def cmd_config_install(args) -> int:
+    from xaprobe.agent.install import install_config
+
+    target = Path(args.config or default_config_path())
+    config = install_config(Path(args.path), target)
+    print(f"installed {target} (mode 0644) and its token in {config.token_from} (mode 0600, given to the "
+          f"service as the systemd credential \"token\")")
+    print("start the probe with: systemctl restart xaprobe-agent")
     return 0
 
 
@@ -256,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", nargs="?")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_config_check)
+    s = cfg.add_parser("install", help="install the file the collector's staff gave as the service's agent.toml, "
+                       "its token in a root-only file beside it")
+    s.add_argument("path", metavar="FILE")
+    s.set_defaults(func=cmd_config_install)
     s = cfg.add_parser("sample", help="print a commented agent.toml with every key, its help and its default")
     s.set_defaults(func=cmd_config_sample)
     return p

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,8 +69,11 @@ class AgentConfig:
     """The whole of agent.toml; custom fields are read by the named functions below (source is not a key)."""
 
     device_id: str = setting("", "The device id the collector gave when it enrolled this probe.")
-    token: Secret = setting(Secret(""), "The device token: put it here (token = ...), or in a file of its own "
-                                        "(token_file, safer; a path relative to this file).", custom=True)
+    token: Secret = setting(Secret(""), "The device token: put it here (token = ...), in a file of its own "
+                                        "(token_file, a path relative to this file), or, for the service, in the "
+                                        "systemd credential token_credential names (the unit loads /etc/xaprobe/token, "
+                                        "a file only root can read; `xaprobe config install` puts it there).",
+                            custom=True)
     commune_code: str = setting("", "The commune this probe counts for: its official code (see "
                                     "vietnam-provinces).", custom=True)
     collector_url: str = setting("", "Where the central collector is.", url=True)
@@ -87,6 +91,7 @@ class AgentConfig:
     planner: PlannerConfig = setting(PlannerConfig(), "", custom=True)
     source: str = setting("(built-in defaults)", "", custom=True)
     token_from: Path | None = setting(None, "", custom=True)  # the file the token was read from
+    token_key: str = setting("", "", custom=True)  # the key that gave it: token, token_file or token_credential
 
     def engine_settings(self, name: str) -> Any:
         """The named engine's settings: from [engines.<name>], else that engine's defaults."""
@@ -111,23 +116,42 @@ def load_config(path: Path) -> AgentConfig:
     return parse_config(data, str(path), base_dir=path.parent)
 
 
-def _token(r: TableReader, base_dir: Path, source: Path | None) -> tuple[Secret, Path | None]:
-    """The token, and the file it was read from (this config file, or token_file)."""
-    token = r.text("token")
-    token_file = r.text("token_file")
-    if token and token_file:
-        r.fail("token", "give token or token_file, not both")
-    if token_file:
-        path = base_dir / token_file
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            r.fail("token_file", f"cannot read {path}: {e.strerror}")
-        else:
-            if not token:
-                r.fail("token_file", f"{path} is empty")
-        return Secret(token), path
-    return Secret(token), (source if token else None)
+def credential_path(name: str, base_dir: Path) -> Path:
+    """Where the systemd credential `name` is: in $CREDENTIALS_DIRECTORY under the service, else the file of
+    that name next to the config (the unit's LoadCredential= source: /etc/xaprobe/token beside agent.toml)."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    return (Path(directory) if directory else base_dir) / name
+
+
+def _read_token(r: TableReader, key: str, path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        r.fail(key, f"cannot read {path}: {e.strerror}")
+        return ""
+    if not token:
+        r.fail(key, f"{path} is empty")
+    return token
+
+
+def _token(r: TableReader, base_dir: Path, source: Path | None) -> tuple[Secret, Path | None, str]:
+    """The token, the file it was read from (this config file, token_file, the credential) and its key."""
+    given = {key: r.text(key) for key in ("token", "token_file", "token_credential")}
+    keys = [key for key, value in given.items() if value]
+    if len(keys) > 1:
+        r.fail(keys[0], f"give one of token, token_file, token_credential, not {' and '.join(keys)}")
+    if given["token_credential"]:
+        name = given["token_credential"]
+        if "/" in name or name in (".", ".."):
+            r.fail("token_credential", f'must be a credential name (as in LoadCredential=NAME:PATH), got "{name}"')
+            return Secret(""), None, "token_credential"
+        path = credential_path(name, base_dir)
+        return Secret(_read_token(r, "token_credential", path)), path, "token_credential"
+    if given["token_file"]:
+        path = base_dir / given["token_file"]
+        return Secret(_read_token(r, "token_file", path)), path, "token_file"
+    token = given["token"]
+    return Secret(token), (source if token else None), ("token" if token else "")
 
 
 def token_warnings(config: AgentConfig) -> list[str]:
@@ -141,9 +165,39 @@ def token_warnings(config: AgentConfig) -> list[str]:
         return []
     if not mode & 0o044:
         return []
-    where = "token_file" if path.resolve() != Path(config.source).resolve() else "token"
-    return [f"{where}: {path} holds the device token and other users can read it (mode {mode:04o}); "
+    return [f"{config.token_key}: {path} holds the device token and other users can read it (mode {mode:04o}); "
             f"run: chmod 600 {path}"]
+
+
+def _others_can_read(path: Path) -> bool:
+    """Whether a user who is neither the owner nor in the group can read path (its folders searchable too)."""
+    try:
+        if not path.stat().st_mode & 0o004:
+            return False
+        return all(folder.stat().st_mode & 0o001 for folder in path.resolve().parents)
+    except OSError:
+        return False
+
+
+# what systemd/xaprobe-agent.service reads, and its StateDirectory=, the only place the service may write
+SERVICE_CONFIG, SERVICE_STATE = Path("/etc/xaprobe/agent.toml"), Path("/var/lib/xaprobe")
+
+
+def service_problems(config: AgentConfig) -> list[str]:
+    """What the systemd service, which runs as a user of its own (DynamicUser=), could not read or write in
+    this config, were it the service's; empty when it has everything. A token_credential is fine: systemd
+    reads its file (/etc/xaprobe/token beside /etc/xaprobe/agent.toml) as root."""
+    problems = []
+    source = Path(config.source)
+    if not _others_can_read(source):
+        problems.append(f"the service runs as its own user and cannot read {source}: keep the token out of it "
+                        f'(token_credential = "token") and run: chmod 644 {source}')
+    if config.token_key == "token_file" and config.token_from and not _others_can_read(config.token_from):
+        problems.append(f'token_file: the service cannot read {config.token_from}; use token_credential = "token" '
+                        "instead (the unit loads /etc/xaprobe/token as root and hands it to the service)")
+    if not config.store.is_relative_to(SERVICE_STATE):
+        problems.append(f"store: the service can only write under {SERVICE_STATE}, not {config.store}")
+    return problems
 
 
 def _links(r: TableReader, target: int) -> tuple[LinkConfig, ...]:
@@ -230,8 +284,9 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
     r = TableReader(data, "", problems)
     # the top-level target is every link's default target, checked as a link's own would be
     target = read_value(r, declared(LinkConfig, "target"), int)
-    token, token_from = _token(r, base_dir, Path(source) if Path(source).is_file() else None)
-    config = read_table(r, AgentConfig, token=token, token_from=token_from, commune_code=_commune(r),
+    token, token_from, token_key = _token(r, base_dir, Path(source) if Path(source).is_file() else None)
+    config = read_table(r, AgentConfig, token=token, token_from=token_from, token_key=token_key,
+                        commune_code=_commune(r),
                         store=_store(r, base_dir), links=_links(r, target), engines=_engines(r.sub("engines")),
                         upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
                         source=source)
@@ -239,7 +294,7 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
     if config.collector_url and not config.device_id:
         problems.append("device_id: required when collector_url is set")
     if config.collector_url and not config.token:
-        problems.append("token: required when collector_url is set (give token or token_file)")
+        problems.append("token: required when collector_url is set (give token_credential, token_file or token)")
     if problems:
         raise ConfigError(source, problems)
     return config

@@ -36,7 +36,7 @@ def _top_level() -> list[str]:
     target = declared(LinkConfig, "target")
     return [
         *sample_lines(AgentConfig, EXAMPLES[""]),
-        *_custom("token", 'token_file = "token"'),
+        *_custom("token", 'token_credential = "token"'),
         *_custom("commune_code", 'commune_code = "18673"  # Xã Cẩm Xuyên, Hà Tĩnh'),
         *comment(f"{target.metadata['help']} A [[links]] table may set its own target."),
         f"target = {toml_value(target.default)}",

@@ -1,4 +1,4 @@
-"""`xaprobe-collector`: serve, speedtest-server, device add|list|revoke|rotate, admin add, report."""
+"""`xaprobe-collector`: init, serve, speedtest-server, device add|list|revoke|rotate, admin add, report."""
 
 from __future__ import annotations
 
@@ -31,12 +31,31 @@ def _open(args: argparse.Namespace) -> tuple[CollectorSettings, CollectorStore]:
     from xaprobe.collector.store import CollectorStore
 
     settings = load_settings(Path(args.config) if args.config else None, args.db)
+    _say_which_database(args, settings)
     try:
         engine = open_engine(settings.db_url)
     # a database that cannot be reached, a URL that does not parse, a folder that cannot be made: all settings
     except (sa.exc.OperationalError, sa.exc.ArgumentError, OSError) as e:
         raise UserError(f"cannot open the database {settings.db_url}: {e}") from None
     return settings, CollectorStore(engine)
+
+
+def _say_which_database(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    """On stderr, name the database when it is not the configured one (--db differs from collector.toml), or
+    when nothing is configured and the default SQLite file is used: a second database is never silent."""
+    from xaprobe.collector.install import shown_url
+    from xaprobe.collector.settings import DEFAULT_CONFIG, config_path, load_settings
+
+    path = config_path(Path(args.config) if args.config else None)
+    if path is None:
+        if not args.db:
+            print(f"xaprobe-collector: using database {shown_url(settings.db_url)} (nothing configured: "
+                  f"{DEFAULT_CONFIG} does not exist; `xaprobe-collector init` writes it)", file=sys.stderr)
+        return
+    configured = load_settings(path).db_url
+    if settings.db_url != configured:
+        print(f"xaprobe-collector: using database {shown_url(settings.db_url)} (not the configured "
+              f"{shown_url(configured)} of {path})", file=sys.stderr)
 
 
 def agent_toml(device_id: str, token: str, commune_code: str, collector_url: str, target: int) -> str:
@@ -67,6 +86,24 @@ def _check_target(target: int | None) -> None:
     """A target the probe accepts from the collector (it refuses settings outside these bounds)."""
     if target is not None and not 1 <= target <= MAX_TARGET:
         raise UserError(f"--target must be a number of samples a month from 1 to {MAX_TARGET}, got {target}")
+
+
+def cmd_init(args) -> int:
+    from xaprobe.collector.install import init_collector, shown_url
+    from xaprobe.collector.settings import DEFAULT_CONFIG
+
+    result = init_collector(Path(args.config) if args.config else DEFAULT_CONFIG, args.db, args.admin)
+    print(f"Database {shown_url(result.db_url)}: schema created or brought up to date.")
+    if result.config_written:
+        print(f"Wrote {result.config} (mode 0600): every command and the service now use this database.")
+    else:
+        print(f"{result.config} names this database already; left as it was.")
+    if result.admin_token:
+        print(f"Admin token for {args.admin} (shown once): {result.admin_token}")
+        print("Use it to sign in to the dashboard, or as Authorization: Bearer <token> for the API.")
+    else:
+        print(f"{result.admins} admin(s) exist already; `xaprobe-collector admin add --name NAME` adds another.")
+    return 0
 
 
 def cmd_device_add(args) -> int:
@@ -248,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="worker processes (the collector keeps no state "
                    "of its own, so they share the database; about one per core)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("init", help="create or migrate the database, write /etc/xaprobe/collector.toml naming it, "
+                       "create the first admin")
+    # SUPPRESS: `init --db URL` and `--db URL init` both set args.db, and leaving it out keeps the global one
+    s.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help="the database (default: the configured "
+                   "one, else a SQLite file in /var/lib/xaprobe-collector)")
+    s.add_argument("--admin", default="admin", metavar="NAME", help="the first admin's name (default admin)")
+    s.set_defaults(func=cmd_init)
 
     s = sub.add_parser("speedtest-server", help="serve only the speed-test endpoints, with no database")
     s.add_argument("--host", default="127.0.0.1")

@@ -203,6 +203,10 @@ class DeviceStore:
             conn.execute(admins.insert().values(name=name, token_hash=hash_token(token), created_at=now))
         return token
 
+    def admin_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(admins)).scalar_one()
+
     def admin_for_token(self, token: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(admins.c.name)

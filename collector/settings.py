@@ -12,16 +12,29 @@ from xaprobe.errors import ConfigError
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.tomlcheck import TableReader
 
+# What `xaprobe-collector init` writes and every later command reads when no --config is given; the unit
+# reads the same file (as a credential, since a PostgreSQL URL may carry a password).
+DEFAULT_CONFIG = Path("/etc/xaprobe/collector.toml")
+# The unit's StateDirectory= (/var/lib/xaprobe-collector): the SQLite default for root and the service alike.
+STATE_DIRECTORY = Path("/var/lib/xaprobe-collector")
+
 
 def default_db_url() -> str:
-    """A SQLite file in the service's state dir, /var/lib/xaprobe for root, else the XDG data dir."""
+    """A SQLite file in the service's state dir, the same dir for root, else the XDG data dir."""
     if os.environ.get("STATE_DIRECTORY"):
         base = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
     elif os.geteuid() == 0:
-        base = Path("/var/lib/xaprobe")
+        base = STATE_DIRECTORY
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "xaprobe"
     return f"sqlite:///{base / 'collector.db'}"
+
+
+def config_path(given: Path | None) -> Path | None:
+    """The collector.toml in force: --config when given, else /etc/xaprobe/collector.toml when it exists."""
+    if given is not None:
+        return given
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +54,17 @@ class CollectorSettings:
 
 
 def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSettings:
-    """Read collector.toml (when given) and apply --db; raise ConfigError naming each bad key."""
+    """Read collector.toml (when given, else the default one when it exists) and apply --db; raise ConfigError
+    naming each bad key."""
     settings = CollectorSettings()
+    path = config_path(path)
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(str(path), ["file not found"]) from None
+        except PermissionError:
+            raise ConfigError(str(path), ["cannot read it: permission denied (run the command as root)"]) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
         problems: list[str] = []

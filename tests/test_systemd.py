@@ -17,7 +17,7 @@ UNITS = REPO / "systemd"
 def verify(unit: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     # point ExecStart at this environment's commands, which is where they are on this machine
     bindir = Path(sys.executable).parent
-    text = unit.read_text().replace("/usr/local/bin/", f"{bindir}/")
+    text = unit.read_text().replace("/usr/bin/", f"{bindir}/")
     local = tmp_path / unit.name
     local.write_text(text)
     return subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
