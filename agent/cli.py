@@ -134,6 +134,45 @@ def cmd_config_install(args) -> int:
     return 0
 
 
+def cmd_enroll(args) -> int:
+    import requests
+
+    from xaprobe.agent import context, links
+    from xaprobe.agent.doctor import flows, render, run_checks
+    from xaprobe.agent.enroll import (
+        agent_toml,
+        confirm_links,
+        fetch_identity,
+        normalise_code,
+        start_service,
+        write_probe_config,
+    )
+
+    code = normalise_code(args.code)
+    for option in ("budget_mb", "daily_quota_mb"):
+        if getattr(args, option) is not None and not 0 < getattr(args, option) <= 1_000_000:
+            raise UserError(_("--{option}: give the SIM's MB, from 1 to 1000000").format(
+                option=option.replace("_", "-")))
+    target = Path(args.config or default_config_path())
+    with requests.Session() as session:
+        identity = fetch_identity(session, args.url, code)
+        print(_("enrolled as {device} for {commune} ({code})").format(
+            device=identity.device_id, commune=identity.commune_name or identity.commune_code,
+            code=identity.commune_code))
+        found = [links.FoundLink(args.interface, context.access_type(args.interface) or "other")] \
+            if args.interface else links.detect()
+        kept = confirm_links(found, None if args.yes else input)
+        write_probe_config(agent_toml(identity, args.url, kept, args.budget_mb or 0.0, args.daily_quota_mb or 0.0),
+                           identity.token, target)
+        print(_("wrote {path} (mode 0644) and the token beside it (mode 0600)").format(path=target))
+        problem = start_service() if not args.no_start else None
+        if problem:
+            print(problem)
+        checks = run_checks(target, session, service=not args.no_start and problem is None)
+    print(render(checks))
+    return 0 if flows(checks) else 1
+
+
 def cmd_config_sample(args) -> int:
     from xaprobe.agent.sample import sample_config
 
@@ -259,6 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="the long-running probe: planner, tests, uploads, heartbeats")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("enroll", help=_("set this probe up from the one-time code the collector staff sent: "
+                                        "identity, links, configuration, service, then doctor"))
+    s.add_argument("url", help=_("the collector's address, e.g. https://xaprobe.hatinh.example.vn"))
+    s.add_argument("code", help=_("the enrolment code, e.g. XQ7K-M2PD (single use, valid 7 days)"))
+    s.add_argument("--yes", action="store_true", help=_("keep every link found without asking"))
+    s.add_argument("--interface", metavar="NAME", help=_("measure only this interface (instead of detecting)"))
+    s.add_argument("--budget-mb", type=float, metavar="MB", help=_("monthly data budget of each SIM"))
+    s.add_argument("--daily-quota-mb", type=float, metavar="MB", help=_("daily high-speed quota of each SIM"))
+    s.add_argument("--no-start", action="store_true", help=_("write the configuration but do not start the service"))
+    s.set_defaults(func=cmd_enroll)
 
     s = sub.add_parser("doctor", help="check everything that decides whether samples will flow, and say what "
                                       "to fix; exit 0 only when they will")

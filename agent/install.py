@@ -40,7 +40,7 @@ def without_token(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, data: str, mode: int) -> None:
+def write_file(path: Path, data: str, mode: int) -> None:
     """Write path atomically with the given mode (a reader sees the old file or the new one, whole)."""
     tmp = path.with_name(f".{path.name}.new")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -59,6 +59,6 @@ def install_config(given: Path, target: Path) -> AgentConfig:
     if not config.token:
         raise UserError(f"{given} has no device token (token, token_file or token_credential)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write(target.parent / CREDENTIAL, config.token.reveal() + "\n", 0o600)
-    _write(target, without_token(given.read_text(encoding="utf-8")), 0o644)
+    write_file(target.parent / CREDENTIAL, config.token.reveal() + "\n", 0o600)
+    write_file(target, without_token(given.read_text(encoding="utf-8")), 0o644)
     return load_config(target)
