@@ -87,19 +87,21 @@ class Endpoints:
 class _Budget:
     """A byte allowance shared fairly by the streams of one direction; 0 means unlimited."""
 
-    def __init__(self, cap: int, streams: int):
+    def __init__(self, cap: int, streams: int, moved: Callable[[], int] | None = None):
         self.cap = cap
         self.left = cap
         self.hit = False
         self.piece = max(MIB, cap // (streams * 4)) if cap else 0
+        self.moved = moved  # what the kernel says arrived: bytes a server sent past its answers count too
         self._lock = threading.Lock()
 
     def claim(self, want: int, unit: int = 1) -> int:
         """Grant up to want bytes (a multiple of unit), in small pieces when capped; 0 once spent."""
         if not self.cap:
             return want
+        arrived = self.moved() if self.moved else 0
         with self._lock:
-            grant = min(want, self.piece, self.left) // unit * unit
+            grant = min(want, self.piece, self.left, max(0, self.cap - arrived)) // unit * unit
             self.left -= grant
             if grant == 0:
                 self.hit = True  # a stream wanted more and the cap said no: the test stopped at the cap
@@ -127,10 +129,12 @@ class _Session:
     (the kernel's counters outlive http.client closing it); aborted all at once at the end of each phase
     and when the test's deadline passes, after which no new connection opens."""
 
-    def __init__(self, ep: Endpoints, request: RunRequest, timeout: float, deadline: float, received: _Budget):
+    def __init__(self, ep: Endpoints, request: RunRequest, timeout: float, deadline: float, cap: int, streams: int):
         self.ep = ep
         self.timeout = timeout
-        self.received = received  # the download direction's cap: every answer's bytes count against it
+        # the download direction's cap: every answer's bytes count against it, and so does whatever the kernel
+        # took in beyond them (a server that sends more than its Content-Length, into a socket then closed)
+        self.received = _Budget(cap, streams, self.kernel_received)
         self.connector = bound_connector(request.bind_interface, request.source_address, "cubic")
         self.deadline = Deadline(deadline, ep.where, self.abort_all)
         self.stop = threading.Event()
@@ -169,6 +173,12 @@ class _Session:
         previous.append(twin)
         return sock
 
+    def kernel_received(self) -> int:
+        """Bytes the kernel took in over every connection of the test so far."""
+        with self._lock:
+            live = [tcp_counters(twin) for twin, _ in self._twins]
+            return self.bytes_down + sum(c[1] for c in live if c)
+
     def _retire(self, twin: socket.socket, cut: bool) -> None:
         with self._lock:
             entry = next((e for e in self._twins if e[0] is twin), None)
@@ -186,9 +196,11 @@ class _Session:
         twin.close()
 
     def fail(self, error: BaseException) -> None:
+        """A stream failed: the test ends now, every connection cut at once so that no more bytes arrive for
+        it (a server past its limit keeps sending until the connection is reset)."""
         if not self.stop.is_set():
             self.errors.append(describe_error(error, self.ep.where))
-        self.stop.set()
+        self.abort_all()
 
     def crashed(self, error: BaseException) -> None:
         """A programming error in a stream: the test stops and run() raises it, never stored as data."""
@@ -453,7 +465,7 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
     except EngineError as e:
         return dataclasses.replace(base, error=str(e))
     s = _Session(ep, request, settings.timeout_s, deadline_s(2 * settings.duration_s, settings.timeout_s),
-                 _Budget(cap, settings.streams))
+                 cap, settings.streams)
     with s.deadline.running():
         try:
             f = _measure(s, settings, cap)

@@ -184,7 +184,8 @@ class _Test:
     def __init__(self, where: str, source: str | None, timeout: float, transfer_s: float):
         self.source, self.timeout = ((source, 0) if source else None), timeout
         self.deadline = Deadline(deadline_s(transfer_s, timeout), where, self.cut)
-        self.breach: LimitExceeded | None = None
+        self.breach: EngineError | None = None
+        self.received = 0  # bytes read through the test's answers, headers included
         self.user_agent = f"xaprobe/{__version__}"
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -199,10 +200,18 @@ class _Test:
         for sock in socks:
             cut_socket(sock)
 
-    def breached(self, error: LimitExceeded) -> None:
+    def breached(self, error: EngineError) -> None:
+        """A server broke a limit: the test ends now (speedtest-cli would go on to its next file), every
+        connection cut and no new one opened."""
         self.breach = self.breach or error
+        self.cut()
+
+    def count(self, n: int) -> None:
+        self.received += n
 
     def _open_socket(self, address: tuple[str, int], timeout: object = None, source: object = None) -> socket.socket:
+        if self.breach is not None:
+            raise LimitExceeded(str(self.breach))
         sock = socket.create_connection(address, self.deadline.timeout(self.timeout), self.source)
         self.watch(sock)
         return sock
@@ -217,7 +226,7 @@ class _Test:
             conn = http.client.HTTPConnection(host, timeout=self.timeout)
         # http.client's own connect hook (private, so not in typeshed)
         conn._create_connection = self._open_socket  # type: ignore[attr-defined]
-        bound_next_answer(conn, limit, what, on_breach=self.breached)
+        bound_next_answer(conn, limit, what, self.count, self.breached)
         return conn
 
     def check(self) -> None:
@@ -265,19 +274,27 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Redirects for speedtest.net's lists only: a file or an upload answered by a redirect moves nothing."""
+    """Redirects for speedtest.net's lists only: a file or an upload answered by a redirect ends the test (a
+    test server that sends its files elsewhere is not the server being measured)."""
 
-    def redirect_request(self, req: urllib.request.Request, *args: Any) -> urllib.request.Request | None:
+    def __init__(self, test: _Test):
+        self.test = test
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
         if answer_limit(req.get_method(), req.full_url)[0] != LIST_ANSWER:
+            where = urlsplit(req.full_url).path.rsplit("/", 1)[-1]
+            self.test.breached(EngineError(f"{where}: the server answered {code} redirecting to {newurl[:200]}; "
+                                           "a test file follows no redirect"))
             return None
-        return super().redirect_request(req, *args)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _opener(test: _Test, user_agent: str) -> urllib.request.OpenerDirector:
     opener = urllib.request.OpenerDirector()
     opener.addheaders = [("User-agent", user_agent)]
     for handler in (urllib.request.ProxyHandler(), _Handler(test), urllib.request.HTTPDefaultErrorHandler(),
-                    _Redirects(), urllib.request.HTTPErrorProcessor()):
+                    _Redirects(test), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
     return opener
 
@@ -390,6 +407,7 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
                        server=Server(url=url), link=request.link, agent_version=__version__)
     where = urlsplit(url).netloc if url else "speedtest.net"
     st = _speedtest_module()
+    test: _Test | None = None
     # speedtest.net's own configuration may ask longer tests than the public one, up to MAX_LENGTH_S a way
     lengths = public_config()["length"] if url else {"download": MAX_LENGTH_S, "upload": MAX_LENGTH_S}
     try:
@@ -399,7 +417,8 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
         with test.deadline.running():
             results = _run_client(url, settings, test, cap, where)
     except (*NETWORK_ERRORS, st.SpeedtestException) as e:
-        return dataclasses.replace(base, error=describe_error(e, where),
+        moved = test.received if test else 0  # what was read before the failure, headers included
+        return dataclasses.replace(base, error=describe_error(e, where), bytes_down=moved,
                                    duration_s=round(time.perf_counter() - clock, 3))
     best = results.server or {}
     return dataclasses.replace(
