@@ -27,8 +27,8 @@ Behaviour = Callable[["_Conn", str], None]
 
 
 class _Conn:
-    def __init__(self, sock: socket.socket, seen: Seen, lock: threading.Lock):
-        self.sock, self.seen, self.lock = sock, seen, lock
+    def __init__(self, sock: socket.socket, seen: Seen, lock: threading.Lock, request_line: str = ""):
+        self.sock, self.seen, self.lock, self.request_line = sock, seen, lock, request_line
         self.started = time.monotonic()
 
     def send(self, data: bytes) -> bool:
@@ -57,16 +57,19 @@ def redirect(location: str, status: int = 307) -> Behaviour:
     return answer(status, b"", {"Location": location})
 
 
-def endless(chunked: bool = False, headers: str = "Content-Type: application/octet-stream\r\n") -> Behaviour:
-    """A 200 whose body never ends (until the client leaves or the bound): plain to close, or chunked."""
+def endless(chunked: bool = False, headers: str = "Content-Type: application/octet-stream\r\n",
+            limit: int = MAX_BYTES) -> Behaviour:
+    """A 200 whose body never ends (until the client leaves, or limit bytes on this connection): plain to
+    close, or chunked."""
     def run(c: _Conn, _path: str) -> None:
         head = "Transfer-Encoding: chunked\r\n" if chunked else "Connection: close\r\n"
         if not c.send(f"HTTP/1.1 200 OK\r\n{headers}{head}\r\n".encode()):
             return
         block = b"0" * 65536
         piece = b"10000\r\n" + block + b"\r\n" if chunked else block
-        while c.send(piece):
-            pass
+        sent = 0
+        while sent < limit and c.send(piece):
+            sent += len(piece)
     return run
 
 
@@ -94,6 +97,16 @@ def blob(size: int, content_length: int | None = None, headers: str = "") -> Beh
         left = size
         while left > 0 and c.send(block[:left]):
             left -= 65536
+    return run
+
+
+def garbage() -> Behaviour:
+    """What a well-behaved LibreSpeed server answers to garbage?ckSize=N: N MiB, with their length (at most 4)."""
+    def run(c: _Conn, path: str) -> None:
+        query = c.request_line.split(" ")[1].partition("?")[2] if " " in c.request_line else ""
+        size = next((p.split("=")[1] for p in query.split("&") if p.startswith("ckSize=")), "4")
+        mib = min(int(size), 4) if size.isdigit() else 4
+        blob(mib << 20, mib << 20)(c, path)
     return run
 
 
@@ -152,7 +165,7 @@ class HostileServer:
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), 0)
             received = len(body)
-            while received < min(length, 1 << 30):  # an upload is read whole (so the client is answered), kept to 16 MiB
+            while received < min(length, 1 << 30):  # an upload is read whole (the client gets its answer)
                 piece = conn.recv(1 << 20)
                 if not piece:
                     break
@@ -165,7 +178,7 @@ class HostileServer:
                 self.seen.requests.append(request_line)
                 self.seen.bodies.append(body)
             behaviour = self._behaviour(path)
-            behaviour(_Conn(conn, self.seen, self.lock), path)
+            behaviour(_Conn(conn, self.seen, self.lock, request_line), path)
         except OSError:
             pass
         finally:

@@ -395,7 +395,11 @@ def _transfer(s: _Session, upload: bool, streams: int, duration: float, cap: int
         raise EngineError(s.errors[0])
     if budget.hit:
         samples = rates.last_change(samples)
-    return rates.steady_mbps(samples), meter.app_bytes, budget.hit
+    mbps = rates.steady_mbps(samples)
+    if round(mbps, 3) <= 0:  # under 1 kbit/s (a drip of header bytes) is stored as 0: nothing measured
+        way = "was taken by" if upload else "arrived from"
+        raise EngineError(f"nothing {way} {s.ep.where} in {duration:g} s of {'upload' if upload else 'download'}")
+    return mbps, meter.app_bytes, budget.hit
 
 
 _INFO_ERRORS: tuple[type[Exception], ...] = (*NETWORK_ERRORS, ValueError)  # ValueError: getIP not JSON

@@ -208,6 +208,10 @@ class _Test:
 
     def count(self, n: int) -> None:
         self.received += n
+        if self.breach is not None or self.deadline.expired.is_set():
+            # a read on a connection the test cut: an I/O error, which speedtest-cli's threads end on quietly
+            # (a bare end of stream makes http.client raise IncompleteRead, which they do not catch)
+            raise LimitExceeded(str(self.breach) if self.breach else self.deadline.message)
 
     def _open_socket(self, address: tuple[str, int], timeout: object = None, source: object = None) -> socket.socket:
         if self.breach is not None:
