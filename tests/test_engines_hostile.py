@@ -74,10 +74,11 @@ def test_a_getip_answer_of_megabytes_does_not_grow_the_probe(tmp_path):
         code = ("import resource; from xaprobe.agent.engines import http as e; "
                 "from xaprobe.agent.engines.base import RunRequest; "
                 f"m = e.run(RunRequest(), e.Settings(duration_s=1, streams=1, timeout_s=3), {server.url + '/'!r}); "
-                "print(m.status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "print(m.status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, m.error)")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    status, rss_kib = done.stdout.split()
-    assert status == "failed" and int(rss_kib) < 100 * 1024, done.stdout
+    status, rss_kib, error = done.stdout.split(" ", 2)
+    assert status == "failed" and "(a getIP answer): the server sent more than 8192 bytes" in error, done.stdout
+    assert int(rss_kib) < 100 * 1024, done.stdout
 
 
 def test_a_server_sending_past_its_content_length_is_held_to_the_cap():
@@ -225,3 +226,13 @@ def test_measure_against_a_dripping_server_ends_by_duration_and_grace(tmp_path):
     deadline = 2 * 1 + limits.GRACE_S + 2 * 1
     assert m["status"] == "failed" and f"did not end within its deadline of {deadline:g} s" in m["error"]
     assert took < deadline + 5
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # each thread prints it too
+def test_a_programming_error_on_speedtest_clis_threads_is_raised_not_stored(monkeypatch):
+    # speedtest-cli's download threads would print it and go on; the engine raises it once download() returns
+    real = st_engine.answer_limit
+    monkeypatch.setattr(st_engine, "answer_limit",
+                        lambda method, url: real(method, url) if "random" not in url else {}["no such key"])
+    with pytest.raises(KeyError):
+        run_speedtest({})

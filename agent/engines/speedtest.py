@@ -185,6 +185,7 @@ class _Test:
         self.source, self.timeout = ((source, 0) if source else None), timeout
         self.deadline = Deadline(deadline_s(transfer_s, timeout), where, self.cut)
         self.breach: EngineError | None = None
+        self.crash: Exception | None = None  # a programming error met on one of speedtest-cli's threads
         self.received = 0  # bytes read through the test's answers, headers included
         self.user_agent = f"xaprobe/{__version__}"
         self._socks: list[socket.socket] = []
@@ -234,7 +235,10 @@ class _Test:
         return conn
 
     def check(self) -> None:
-        """Raise what ended the test early: an answer past its limit, or the deadline."""
+        """Raise what ended the test early: a programming error as itself, an answer past its limit, or the
+        deadline."""
+        if self.crash is not None:
+            raise self.crash
         if self.breach is not None:
             raise EngineError(str(self.breach))
         if self.deadline.expired.is_set():
@@ -254,11 +258,21 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
         limit, what = answer_limit(req.get_method(), req.full_url)
         return lambda host, timeout=None, **tls: self.test.connection(host, https, limit, what, **tls)
 
+    def _open(self, req: urllib.request.Request, https: bool) -> Any:
+        try:
+            return self.do_open(self._connect(req, https), req)  # TLS: the default context, certificates checked
+        except NETWORK_ERRORS:
+            raise
+        except Exception as e:
+            # on speedtest-cli's threads a programming error would only be printed: the test raises it at the end
+            self.test.crash = self.test.crash or e
+            raise
+
     def http_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(self._connect(req, False), req)
+        return self._open(req, False)
 
     def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(self._connect(req, True), req)  # the default TLS context: certificates checked
+        return self._open(req, True)
 
     def _request(self, request: urllib.request.Request) -> urllib.request.Request:
         request = self.do_request_(request)
