@@ -66,9 +66,31 @@ def _overridden(config: AgentConfig, engine: str, args) -> Any:
     return dataclasses.replace(settings, **changes)
 
 
+# `xaprobe measure` options whose text ends up in the stored measurement, and the wire's limit for each
+MEASUREMENT_TEXT = {"place": 200, "server": 2000}
+
+
+def _measurement_text(args) -> dict[str, str]:
+    """The text options, checked as the wire will check them, before any test runs: bytes that are not UTF-8
+    (argparse hands them over as lone surrogates) are a one-line error naming the option."""
+    from xaprobe.fields import WireError, check_text
+
+    out = {}
+    for option, limit in MEASUREMENT_TEXT.items():
+        value = getattr(args, option)
+        if value is not None:
+            try:
+                out[option] = check_text(value, f"--{option}", limit)
+            except WireError as e:
+                raise UserError(str(e).replace("a lone surrogate (not Unicode text)",
+                                               "bytes that are not UTF-8 text")) from None
+    return out
+
+
 def cmd_measure(args) -> int:
     from xaprobe.agent.measure import measure
 
+    args = argparse.Namespace(**{**vars(args), **_measurement_text(args)})
     config = resolve_config(args, required=False)
     engine = args.engine or config.engine
     config = dataclasses.replace(config, engines={**config.engines, engine: _overridden(config, engine, args)})

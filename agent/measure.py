@@ -12,6 +12,7 @@ from xaprobe.agent.engines import run_engine
 from xaprobe.agent.engines.base import RunRequest
 from xaprobe.agent.store import Store
 from xaprobe.months import utc_now
+from xaprobe.plausibility import checked
 from xaprobe.wire import Link, Location, Measurement, new_id
 
 
@@ -35,7 +36,8 @@ def link_context(link: LinkConfig) -> Link:
 def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | None = None,
             server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
             bind: bool = True) -> Measurement:
-    """Run one test on the link and store it (failed tests too); return the stored Measurement."""
+    """Run one test on the link and store it (failed tests too, and ok ones only when their figures agree);
+    return the stored Measurement. A programming error in the engine is raised, nothing stored."""
     engine = engine or config.engine
     described = link_context(link)
     interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
@@ -47,7 +49,8 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
                              error=f"interface {link.interface} does not exist "
                                    "(is the modem plugged in? check links[].interface)")
     else:
-        result = run_engine(engine, request, config.engine_settings(engine), server)
+        # an ok whose figures disagree (a server that lies, an engine's bug) is stored failed, figures kept
+        result = checked(run_engine(engine, request, config.engine_settings(engine), server))
     stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,
                                   clock_synced=context.clock_synced(), location=location)
     return store.add(stamped)

@@ -116,8 +116,9 @@ def test_no_server_configured():
 
 
 def test_describe_dns_failure():
+    # the engines and the uploader word a network failure the same way: one piece of code (core/neterrors.py)
     assert describe_error(socket.gaierror(-2, "Name or service not known"), "x.example:80") == \
-        "cannot resolve the name of x.example:80 (Name or service not known)"
+        "cannot resolve the name of x.example:80 (no DNS? is the address right?)"
 
 
 def test_steady_rate_leaves_out_the_ramp():
