@@ -107,8 +107,11 @@ def test_the_answer_carries_what_staff_set_and_when(collector, target):
         CentreSettings(pause=True, target=600, set_at=before + dt.timedelta(minutes=1))
 
 
-def test_text_json_allows_but_utf8_cannot_hold_is_kept(collector):
+def test_text_json_allows_but_utf8_cannot_hold_is_refused(collector):
+    # core/fields.py refuses a lone surrogate in any wire text (#11): valid JSON, but not Unicode text
     token = collector.enrol()
-    sent = heartbeat(version="0.1.0-\ud800", last_error="Lỗi: modem")  # a lone surrogate; Vietnamese text
-    assert post(collector, token, sent.to_wire()).status_code == 200
-    assert collector.store.devices.get("probe-1").heartbeat == sent
+    kept = heartbeat(last_error="Lỗi: modem")  # Vietnamese text is kept as it is
+    assert post(collector, token, kept.to_wire()).status_code == 200
+    refused = post(collector, token, heartbeat(version="0.1.0-\ud800").to_wire())
+    assert refused.status_code == 400 and refused.json()["detail"].startswith("version: ")
+    assert collector.store.devices.get("probe-1").heartbeat == kept
