@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xaprobe import __version__, communes
-from xaprobe.argtypes import int_range
+from xaprobe.argtypes import OneLineParser, int_range
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
 from xaprobe.health import MAX_TARGET
@@ -252,7 +252,7 @@ TARGET = int_range(1, MAX_TARGET)  # what the probe accepts from the collector
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xaprobe-collector", description="The xaprobe central collector.")
+    p = OneLineParser(prog="xaprobe-collector", description="The xaprobe central collector.")
     p.add_argument("--version", action="version", version=f"xaprobe {__version__}")
     p.add_argument("--config", metavar="PATH", help="collector.toml (optional)")
     p.add_argument("--db", metavar="URL", help="SQLAlchemy URL: sqlite:///path.db or postgresql://...")
