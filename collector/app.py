@@ -9,11 +9,9 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 
 from xaprobe import __version__
 from xaprobe.collector import api, dashboard, ops
@@ -66,5 +64,4 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.mount("/speedtest", SpeedtestApp(settings.speedtest))
-    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

@@ -34,6 +34,8 @@ from xaprobe.months import month_of
 router = APIRouter(include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(["html"]))
+# the one stylesheet, read once: the Content-Security-Policy allows styles from this site only, not inline
+_STYLESHEET = (Path(__file__).parent / "static" / "xaprobe.css").read_bytes()
 _MEDIA = {"csv": "text/csv; charset=utf-8",
           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -52,12 +54,18 @@ def _page(name: str, request: Request, lang: str, **context: Any) -> HTMLRespons
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(str(request.url.path) + '?' + request.url.query)}", 303)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here)}", 303)
 
 
 def _local(target: str) -> str:
     """Only a path on this site: no //host, no scheme, no backslash tricks."""
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+@router.get("/static/xaprobe.css")
+def stylesheet() -> Response:
+    return Response(_STYLESHEET, media_type="text/css; charset=utf-8", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/login")

@@ -36,8 +36,12 @@ async def _start(send, status: int, content_type: bytes, length: int) -> None:
                                       (b"content-length", str(length).encode())]})
 
 
-async def _text(send, status: int, body: bytes, content_type: bytes = b"text/plain") -> None:
-    await _start(send, status, content_type, len(body))
+async def _text(send, status: int, body: bytes, content_type: bytes = b"text/plain",
+                close: bool = False) -> None:
+    headers = _COMMON + [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    # close: the rest of the request body is not read, so the connection cannot carry another request
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + ([(b"connection", b"close")] if close else [])})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -136,7 +140,7 @@ class SpeedtestApp:
         elif name in ("empty", "upload.php"):
             size = await _drain(receive, self.limits.max_upload_mib * MIB)
             if size is None:
-                await _text(send, 413, f"upload body over {self.limits.max_upload_mib} MiB".encode())
+                await _text(send, 413, f"upload body over {self.limits.max_upload_mib} MiB".encode(), close=True)
             else:
                 await _text(send, 200, f"size={size}".encode() if name == "upload.php" else b"")
         elif name == "getIP":
