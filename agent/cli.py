@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from xaprobe import __version__
-from xaprobe.agent.config import AgentConfig, load_config
+from xaprobe.agent.config import AgentConfig, load_config, token_warnings
 from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.status import probe_status, render_status, summary_line
@@ -25,14 +25,14 @@ from xaprobe.errors import UserError
 from xaprobe.wire import Location, to_wire
 
 
-def resolve_config(args, required: bool) -> AgentConfig:
+def resolve_config(args, required: bool, hint: str = "give --config PATH") -> AgentConfig:
     """Load --config, else the default file if present; else built-in defaults (or an error if required)."""
     if args.config:
         config = load_config(Path(args.config))
     elif default_config_path().exists():
         config = load_config(default_config_path())
     elif required:
-        raise UserError(f"no configuration: {default_config_path()} does not exist (give --config PATH)")
+        raise UserError(f"no configuration: {default_config_path()} does not exist ({hint})")
     else:
         print(f"xaprobe: warning: no config file ({default_config_path()} does not exist): device fields "
               "stay empty and nothing is uploaded", file=sys.stderr)
@@ -94,11 +94,14 @@ def cmd_measure(args) -> int:
 def cmd_config_check(args) -> int:
     path = Path(args.path or args.config or default_config_path())
     config = load_config(path)
+    warnings = token_warnings(config)
     if args.json:
         _print_json({"ok": True, "path": str(path), "device_id": config.device_id,
-                     "links": [link.name for link in config.links]})
+                     "links": [link.name for link in config.links], "warnings": warnings})
     else:
         print(f"{path}: ok ({len(config.links)} link(s): {', '.join(link.name for link in config.links)})")
+        for warning in warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -131,8 +134,13 @@ def cmd_upload(args) -> int:
 
 
 def cmd_status(args) -> int:
-    config = resolve_config(args, required=False)
-    store = Store.open(config.store)
+    config = resolve_config(args, required=True, hint="enrol this probe first, or give --config PATH")
+    if config.store.exists():
+        store = Store.open(config.store)
+    else:  # nothing has run yet: show the plan without creating any file
+        print(f"xaprobe: no tests stored yet ({config.store} does not exist: is the xaprobe-agent service "
+              "running?)", file=sys.stderr)
+        store = Store.open(":memory:")
     status = probe_status(config, store)
     if args.json:
         _print_json(status.to_wire())
@@ -163,6 +171,18 @@ def cmd_export(args) -> int:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def cmd_doctor(args) -> int:
+    import requests
+
+    from xaprobe.agent.doctor import as_json, flows, render, run_checks
+
+    path = Path(args.config) if args.config else default_config_path()
+    with requests.Session() as session:
+        checks = run_checks(path, session)
+    print(as_json(checks) if args.json else render(checks))
+    return 0 if flows(checks) else 1
 
 
 def cmd_demo(args) -> int:
@@ -208,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="the long-running probe: planner, tests, uploads, heartbeats")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("doctor", help="check everything that decides whether samples will flow, and say what "
+                                      "to fix; exit 0 only when they will")
+    s.add_argument("--json", action="store_true", help="print the checks as JSON")
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("upload", help="send everything pending now; exit 0 when nothing is left")
     s.add_argument("--json", action="store_true")

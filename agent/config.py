@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from xaprobe import communes
+from xaprobe import communes, operators
 from xaprobe.agent.engines import engine_names, settings_class
 from xaprobe.agent.paths import default_store_path
 from xaprobe.errors import ConfigError
@@ -28,10 +28,15 @@ class LinkConfig:
 
     name: str = setting("", "A name for this link, unique in this file.", required=True)
     interface: str = setting("", "The network interface, as `ip link` shows it.", required=True)
-    operator: str = setting("", "The operator (empty: what ModemManager reports).")
+    operator: str = setting("", "Who provides this link: Viettel, VNPT, MobiFone, Vietnamobile, Gmobile, I-Telecom, "
+                                "Reddi, FPT, CMC, SCTV, or other:<name>. Required on a cellular link.")
     access: str = setting("auto", 'How the link reaches the internet; "auto" reads it from sysfs.', choices=ACCESS)
     target: int = setting(300, "Samples wanted per link per month (the province asks for at least 300).")
     budget_mb: float = setting(0.0, "Monthly data budget of this link in MB (0: no budget).")
+    daily_quota_mb: float = setting(0.0, "Daily high-speed data of this SIM in MB, after which the operator "
+                                         "throttles it (0: none). Tests never spend more than this in a day, and "
+                                         "spread it over the day.")
+    quota_reset_hour: int = setting(0, "The local hour at which the daily quota starts afresh.", low=0, high=23)
     source_address: str = setting("", "Send tests from this local address (empty: the interface's own).")
 
 
@@ -81,6 +86,7 @@ class AgentConfig:
     upload: UploadConfig = setting(UploadConfig(), "", custom=True)
     planner: PlannerConfig = setting(PlannerConfig(), "", custom=True)
     source: str = setting("(built-in defaults)", "", custom=True)
+    token_from: Path | None = setting(None, "", custom=True)  # the file the token was read from
 
     def engine_settings(self, name: str) -> Any:
         """The named engine's settings: from [engines.<name>], else that engine's defaults."""
@@ -105,7 +111,8 @@ def load_config(path: Path) -> AgentConfig:
     return parse_config(data, str(path), base_dir=path.parent)
 
 
-def _token(r: TableReader, base_dir: Path) -> Secret:
+def _token(r: TableReader, base_dir: Path, source: Path | None) -> tuple[Secret, Path | None]:
+    """The token, and the file it was read from (this config file, or token_file)."""
     token = r.text("token")
     token_file = r.text("token_file")
     if token and token_file:
@@ -119,17 +126,48 @@ def _token(r: TableReader, base_dir: Path) -> Secret:
         else:
             if not token:
                 r.fail("token_file", f"{path} is empty")
-    return Secret(token)
+        return Secret(token), path
+    return Secret(token), (source if token else None)
+
+
+def token_warnings(config: AgentConfig) -> list[str]:
+    """Why the token may be read by other users of this machine (empty when only its owner can read it)."""
+    path = config.token_from
+    if path is None:
+        return []
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if not mode & 0o044:
+        return []
+    where = "token_file" if path.resolve() != Path(config.source).resolve() else "token"
+    return [f"{where}: {path} holds the device token and other users can read it (mode {mode:04o}); "
+            f"run: chmod 600 {path}"]
 
 
 def _links(r: TableReader, target: int) -> tuple[LinkConfig, ...]:
     """Every [[links]] table (a link's target defaults to the top-level one); names must differ."""
-    links = tuple(read_table(t, LinkConfig, defaults={"target": target}) for t in r.tables("links"))
+    links = tuple(_operator(t, read_table(t, LinkConfig, defaults={"target": target})) for t in r.tables("links"))
     names = [link.name for link in links]
     for i, name in enumerate(names):
         if name and names.index(name) != i:
             r.fail(f"links[{i}].name", f'"{name}" is used by links[{names.index(name)}] too')
     return links or (LinkConfig(name="default", target=target),)
+
+
+def _operator(t: TableReader, link: LinkConfig) -> LinkConfig:
+    """The link with its operator's canonical name; an unknown operator, or none on a cellular link, is a problem."""
+    if not link.operator.strip():
+        if link.access == "cellular":
+            t.fail("operator", f"required on a cellular link: one of {operators.known_names()}, or other:<name>")
+        return link
+    name = operators.canonical(link.operator)
+    if name is None:
+        t.fail("operator", f'"{link.operator}" is not an operator xaprobe knows: write one of '
+                           f"{operators.known_names()}, or other:<name>")
+        return link
+    return dataclasses.replace(link, operator=name)
 
 
 def _engines(r: TableReader) -> dict[str, Any]:
@@ -192,7 +230,8 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
     r = TableReader(data, "", problems)
     # the top-level target is every link's default target, checked as a link's own would be
     target = read_value(r, declared(LinkConfig, "target"), int)
-    config = read_table(r, AgentConfig, token=_token(r, base_dir), commune_code=_commune(r),
+    token, token_from = _token(r, base_dir, Path(source) if Path(source).is_file() else None)
+    config = read_table(r, AgentConfig, token=token, token_from=token_from, commune_code=_commune(r),
                         store=_store(r, base_dir), links=_links(r, target), engines=_engines(r.sub("engines")),
                         upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
                         source=source)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from xaprobe import operators
 from xaprobe.wire import Radio
 
 SYS_NET = Path("/sys/class/net")
@@ -76,9 +77,16 @@ def parse_mmcli_modem(modem: dict, signal: dict | None, location: dict | None = 
             break
     cell = ((location or {}).get("modem", {}).get("location", {}).get("3gpp") or {}).get("cid")
     quality = generic.get("signal-quality", {}).get("value")
-    return Radio(technology=tech, operator=(gpp.get("operator-name") or None), rsrp_dbm=rsrp, rsrq_db=rsrq,
+    return Radio(technology=tech, operator=sim_operator(gpp), rsrp_dbm=rsrp, rsrq_db=rsrq,
                  sinr_db=sinr, rssi_dbm=rssi, cell_id=None if cell in (None, "--") else str(cell),
                  signal_percent=_number(quality))
+
+
+def sim_operator(gpp: dict) -> str | None:
+    """The operator of the network the modem is on: by MCC-MNC, else by the name the network gives."""
+    name = str(gpp.get("operator-name") or "").strip()
+    by_code = operators.from_mcc_mnc(str(gpp.get("operator-code") or ""))
+    return by_code or operators.canonical(name) or (name if name and name != "--" else None)
 
 
 def parse_wifi(iw_link: str, proc_wireless: str, interface: str) -> Radio | None:
@@ -115,7 +123,10 @@ def wifi_radio(interface: str) -> Radio | None:
     return parse_wifi(iw, proc, interface)
 
 
-def _mmcli(*args: str) -> dict | None:
+def mmcli(*args: str) -> dict | None:
+    """`mmcli -J ARGS` as JSON; None without mmcli, on an error, or after 10 s."""
+    if not shutil.which("mmcli"):
+        return None
     try:
         done = subprocess.run(["mmcli", "-J", *args], capture_output=True, text=True, timeout=10, check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
@@ -123,18 +134,20 @@ def _mmcli(*args: str) -> dict | None:
         return None
 
 
+def modem_indexes() -> list[str]:
+    """The indexes of the modems ModemManager knows (empty without mmcli)."""
+    listing = mmcli("-L") or {}
+    return [str(path).rsplit("/", 1)[-1] for path in listing.get("modem-list", [])]
+
+
 def cellular_radio(interface: str) -> Radio | None:
     """Ask ModemManager for the modem whose data port is this interface; None without mmcli or modem."""
-    if not shutil.which("mmcli"):
-        return None
-    listing = _mmcli("-L") or {}
-    for path in listing.get("modem-list", []):
-        index = str(path).rsplit("/", 1)[-1]
-        modem = _mmcli("-m", index)
+    for index in modem_indexes():
+        modem = mmcli("-m", index)
         if not modem:
             continue
         ports = modem.get("modem", {}).get("generic", {}).get("ports", [])
         if any(str(p).split(" ")[0] == interface for p in ports):
-            return parse_mmcli_modem(modem, _mmcli("-m", index, "--signal-get"),
-                                     _mmcli("-m", index, "--location-get"))
+            return parse_mmcli_modem(modem, mmcli("-m", index, "--signal-get"),
+                                     mmcli("-m", index, "--location-get"))
     return None

@@ -26,7 +26,9 @@ import requests
 import schedule
 
 from xaprobe import __version__
+from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig
+from xaprobe.agent.journal import Journal
 from xaprobe.agent.measure import measure
 from xaprobe.agent.planner import close_slot, next_due
 from xaprobe.agent.status import probe_status
@@ -69,10 +71,13 @@ class Probe:
     """The daemon's jobs over one config and one store; the clock and RNG are passed in for tests."""
 
     def __init__(self, config: AgentConfig, store: Store, session: requests.Session,
-                 clock: Callable[[], dt.datetime] = utc_now, rng: random.Random | None = None):
+                 clock: Callable[[], dt.datetime] = utc_now, rng: random.Random | None = None,
+                 clock_synced: Callable[[], bool | None] = context.clock_synced):
         self.config, self.store, self.session, self.clock = config, store, session, clock
         self.rng = rng or random.Random()
+        self.clock_synced = clock_synced
         self.health = Health()
+        self.journal = Journal(config.timezone, log)
         self.destination = Destination(config.collector_url, config.token, config.upload.timeout_s) \
             if config.collector_url else None
 
@@ -109,7 +114,8 @@ class Probe:
             return
         self.health.disk_full, self.health.disk_full_attempt, self.health.next_test_check_at = False, 0, None
         close_slot(self.store, plan, m.started_at)
-        log.info("test on %s: %s", link.name, m.status if m.ok else f"failed: {m.error}")
+        after = next_due(self.store, self.config, self.clock())
+        self.journal.test_done(m, after.next_at if after else None)
 
     def _disk_full(self, message: str, now: dt.datetime) -> None:
         """Back off tests while the disk is full: the slot stays open, so the test runs once space is back."""
@@ -136,13 +142,15 @@ class Probe:
                 delay = max(delay, outcome.retry_after)
             self.health.next_upload_at = now + dt.timedelta(seconds=delay)
             self.health.last_error = outcome.error
-            return
-        self.health.upload_attempt, self.health.next_upload_at = 0, None
+        else:
+            self.health.upload_attempt, self.health.next_upload_at = 0, None
+        self.journal.upload(outcome, now, self.health.next_upload_at)
 
     def heartbeat_record(self) -> Heartbeat:
         """The probe's status (as `xaprobe status` has it) plus what only the daemon knows."""
         now = self.clock()
-        status = probe_status(self.config, self.store, now)
+        status = dataclasses.replace(probe_status(self.config, self.store, now), clock_synced=self.clock_synced())
+        self.journal.clock(status.clock_synced)
         try:
             disk_free: int | None = shutil.disk_usage(self.config.store.parent).free
         except OSError:
@@ -162,7 +170,7 @@ class Probe:
         self.store.mark_events_reported([e.id for e in beat.events])
         if settings != self.store.centre_settings():
             self.store.save_centre_settings(settings)
-            log.info("settings from the collector: %s", settings)
+            self.journal.settings(settings)
 
     def prune(self) -> None:
         days = self.config.upload.retention_days
@@ -192,6 +200,8 @@ def run_daemon(config: AgentConfig) -> int:
             probe.guarded(probe.heartbeat)()
             sd_notify("READY=1")
             log.info("xaprobe %s running: %d link(s), store %s", __version__, len(config.links), config.store)
+            plan = next_due(store, config, probe.clock())
+            probe.journal.next_test(plan.link if plan else "-", plan.next_at if plan else None)
             while not stop.is_set():
                 store.check_file()
                 sched.run_pending()

@@ -14,7 +14,10 @@ random instant in a slot is a hash of (seed, link, month, attempt number): the s
 
 With a data budget the planner divides what is left of the budget by the samples still missing
 and hands the engine that share as its byte cap, so the budget holds whatever the link's speed;
-when not even a minimal test fits, the link stops until next month.
+when not even a minimal test fits, the link stops until next month. A daily quota (many Vietnamese
+plans throttle a SIM after so many MB a day) works the same way within the quota day: what is left
+today is shared among the tests the slot rate expects before the quota resets, so the quota is not
+spent early; when not even a minimal test fits, the next test waits for the reset.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class LinkPlan:
     bytes_used: int
     budget_spent: bool
     on_track: bool
+    quota_left_bytes: int | None = None  # of today's quota (None: no daily quota)
 
 
 def _unit(seed: str, link: str, month: str, attempt: int) -> float:
@@ -99,6 +103,27 @@ def _cap(link: LinkConfig, remaining: int, used: int) -> tuple[int, bool]:
     return int(per_test // 2), False
 
 
+def quota_day(now: dt.datetime, reset_hour: int, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC bounds of the quota day (from one local reset hour to the next) that now falls in."""
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    start = dt.datetime.combine(local.date(), dt.time(reset_hour), zone)
+    if start > local:
+        start = dt.datetime.combine(local.date() - dt.timedelta(days=1), dt.time(reset_hour), zone)
+    end = dt.datetime.combine(start.date() + dt.timedelta(days=1), dt.time(reset_hour), zone)
+    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+
+
+def _daily(store: Store, link: LinkConfig, tz: str, now: dt.datetime, slot_s: float) -> tuple[int, int, dt.datetime]:
+    """(per-direction cap or 0 when not even a minimal test fits, bytes left today, when the quota resets)."""
+    start, end = quota_day(now, link.quota_reset_hour, tz)
+    left = link.daily_quota_mb * 1_000_000 - store.bytes_between(link.name, start, end) * IP_OVERHEAD
+    tests_left_today = max(1.0, (end - now).total_seconds() / slot_s)
+    minimal = (MIN_TEST_BYTES + OVERHEAD_BYTES) * IP_OVERHEAD  # what the SIM bills for the smallest useful test
+    per_test = max(left / tests_left_today, min(left, minimal)) / IP_OVERHEAD - OVERHEAD_BYTES
+    return (int(per_test // 2) if per_test >= MIN_TEST_BYTES else 0), max(int(left), 0), end
+
+
 def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datetime, seed: str = "") -> LinkPlan:
     """Return the link's plan at now: samples so far, the current slot, when to test next, byte cap."""
     tz = config.timezone
@@ -129,10 +154,21 @@ def link_plan(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datet
     last = history.last_started
     if last is not None and last <= now:
         next_at = max(next_at, last + dt.timedelta(seconds=min_spacing_s(target, config, month_s)))
+    quota_left = None
+    if link.daily_quota_mb:
+        daily_cap, quota_left, resets = _daily(store, link, tz, max(now, next_at), slot)
+        if not daily_cap:  # today's quota cannot hold another test: the next one waits for the reset
+            next_at = max(next_at, resets + dt.timedelta(seconds=min(slot, 1800) * _unit(seed, link.name, month,
+                                                                                       attempt + 10**6)))
+            daily_cap, quota_left, _ = _daily(store, link, tz, next_at, slot)
+            if not daily_cap:  # a whole day's quota cannot hold one minimal test: never test uncapped
+                return dataclasses.replace(base, budget_spent=True, quota_left_bytes=quota_left)
+        cap = min(cap, daily_cap) if cap else daily_cap
     quiet = _quiet_end(next_at, config.planner.quiet_hours, tz)
     if quiet is not None:
         next_at = quiet + dt.timedelta(seconds=min(slot, 1800) * _unit(seed, link.name, month, -attempt - 1))
-    return dataclasses.replace(base, slot_start=slot_start, slot_end=max(slot_end, next_at), next_at=next_at)
+    return dataclasses.replace(base, slot_start=slot_start, slot_end=max(slot_end, next_at), next_at=next_at,
+                               cap_bytes=cap, quota_left_bytes=quota_left)
 
 
 def repair_clock_step(store: Store, link: LinkConfig, config: AgentConfig, now: dt.datetime) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig
 from xaprobe.agent.planner import link_plan
 from xaprobe.agent.store import Store
 from xaprobe.health import LastResult, LinkStatus, ProbeStatus
-from xaprobe.months import format_utc, month_of, utc_now
+from xaprobe.months import month_of, utc_now
 from xaprobe.wire import Measurement
 
 
@@ -25,6 +26,7 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
             failed=plan.failed, target=plan.target, target_from_collector=plan.target_from_collector,
             on_track=plan.on_track, next_test_at=plan.next_at, budget_mb=link.budget_mb or None,
             bytes_used=plan.bytes_used, budget_spent=plan.budget_spent, cap_bytes=plan.cap_bytes,
+            daily_quota_mb=link.daily_quota_mb or None, quota_left_bytes=plan.quota_left_bytes,
             last_result=None if last is None else LastResult(
                 started_at=last.started_at, status=last.status, download_mbps=last.download_mbps,
                 upload_mbps=last.upload_mbps, error=last.error)))
@@ -32,7 +34,8 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
     upload = store.upload_record()
     return ProbeStatus(
         device_id=config.device_id, commune_code=config.commune_code, month=month_of(now, config.timezone),
-        links=tuple(links), pending=backlog.pending, uploaded=backlog.uploaded, rejected=backlog.rejected,
+        timezone=config.timezone, links=tuple(links), pending=backlog.pending, uploaded=backlog.uploaded,
+        rejected=backlog.rejected,
         oldest_pending_age_s=round((now - backlog.oldest_pending).total_seconds()) if backlog.oldest_pending
         else None,
         last_upload_at=upload.last_success_at, last_upload_error=upload.last_error,
@@ -41,42 +44,63 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
     )
 
 
-def _mb(n_bytes: int) -> str:
-    return f"{n_bytes / 1e6:.1f}"
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
+def local_time(instant: dt.datetime, tz: str) -> str:
+    """An instant as people read it here: local time, to the minute, day first (30/11/2026 13:57)."""
+    return instant.astimezone(ZoneInfo(tz)).strftime("%d/%m/%Y %H:%M")
+
+
+CLOCK_HINT = ("the clock is not synchronised: tests are stamped with a wrong time. Fix: sudo timedatectl "
+              "set-ntp true (Raspberry Pi OS: sudo apt install systemd-timesyncd)")
+
+
+def _link_lines(s: ProbeStatus, link: LinkStatus) -> list[str]:
+    when = lambda instant: local_time(instant, s.timezone)  # noqa: E731 - one short formatter
+    state = "data budget spent until next month" if link.budget_spent else \
+        ("on track" if link.on_track else "behind")
+    target = f"target {link.target}" + (
+        f", set by the collector on {when(s.centre.set_at)}" if link.target_from_collector and s.centre.set_at
+        else ", set by the collector" if link.target_from_collector else "")
+    nxt = when(link.next_test_at) if link.next_test_at else "-"
+    data = f"data used this month {_mb(link.bytes_used)}" + (f" of {link.budget_mb:g} MB" if link.budget_mb else "")
+    if link.daily_quota_mb and link.quota_left_bytes is not None:
+        data += f"; today {_mb(link.quota_left_bytes)} left of the {link.daily_quota_mb:g} MB daily quota"
+    lines = [f"  {link.name}: {link.samples} samples ({target}; {link.failed} failed), {state}; next test {nxt}",
+             f"    {data}"]
+    last = link.last_result
+    if last:
+        lines.append(f"    last test {when(last.started_at)}: "
+                     + (f"down {last.download_mbps:.1f} Mbit/s, up {last.upload_mbps:.1f} Mbit/s"
+                        if last.status == "ok" and last.download_mbps is not None and last.upload_mbps is not None
+                        else f"failed: {last.error}"))
+    return lines
 
 
 def render_status(s: ProbeStatus) -> str:
-    """Human-readable status lines."""
-    lines = [f"device {s.device_id or '(not configured)'} · commune {s.commune_code or '-'} · {s.month}"]
+    """Human-readable status lines (times in the probe's time zone)."""
+    when = lambda instant: local_time(instant, s.timezone)  # noqa: E731 - one short formatter
+    lines = [f"device {s.device_id or '(not configured)'} · commune {s.commune_code or '-'} · month {s.month}"]
     if s.centre.pause:
-        lines.append("  PAUSED by the collector" + (f" on {format_utc(s.centre.set_at)}" if s.centre.set_at else "")
+        lines.append("  PAUSED by the collector" + (f" on {when(s.centre.set_at)}" if s.centre.set_at else "")
                      + ": no tests until it resumes this probe")
     for link in s.links:
-        state = "budget spent until next month" if link.budget_spent else ("on track" if link.on_track else "behind")
-        budget = f", {_mb(link.bytes_used)}/{link.budget_mb:g} MB" if link.budget_mb else f", {_mb(link.bytes_used)} MB"
-        target = f"target {link.target}" + (
-            f", set by the collector on {format_utc(s.centre.set_at)}" if link.target_from_collector and s.centre.set_at
-            else ", set by the collector" if link.target_from_collector else "")
-        nxt = format_utc(link.next_test_at) if link.next_test_at else "-"
-        lines.append(f"  {link.name}: {link.samples} samples ({target}; {link.failed} failed), "
-                     f"{state}{budget}, next test {nxt}")
-        last = link.last_result
-        if last:
-            lines.append(f"    last: {format_utc(last.started_at)} {last.status}"
-                         + (f" down {last.download_mbps} up {last.upload_mbps} Mbit/s" if last.status == "ok"
-                            else f": {last.error}"))
-    lines.append(f"  uploads: {s.pending} pending"
-                 + (f" (oldest {s.oldest_pending_age_s // 3600} h)" if s.oldest_pending_age_s else "")
-                 + f", {s.uploaded} uploaded, {s.rejected} rejected;"
-                 + f" last upload {format_utc(s.last_upload_at) if s.last_upload_at else 'never'}")
+        lines += _link_lines(s, link)
+    lines.append(f"  uploads: {s.pending} waiting"
+                 + (f" (the oldest for {s.oldest_pending_age_s // 3600} h)" if s.oldest_pending_age_s else "")
+                 + f", {s.uploaded} delivered, {s.rejected} rejected;"
+                 + f" last delivery {when(s.last_upload_at) if s.last_upload_at else 'never'}")
     if s.token_refused:
-        lines.append("  UPLOADS STOPPED: the collector refused this probe's token; ask for a new one")
+        lines.append("  UPLOADS STOPPED: the collector refused this probe's token; "
+                     "ask the collector staff for a new one")
     if s.last_upload_error:
         lines.append(f"  last upload error: {s.last_upload_error}")
-    clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[s.clock_synced]
-    lines.append(f"  clock: {clock}")
+    lines.append({True: "  clock: synchronised", False: f"  clock: {CLOCK_HINT}",
+                  None: "  clock: cannot tell whether it is synchronised"}[s.clock_synced])
     for event in s.events:
-        lines.append(f"  event {format_utc(event.at)} {event.kind}: {event.detail}")
+        lines.append(f"  event {when(event.at)} {event.kind}: {event.detail}")
     return "\n".join(lines)
 
 

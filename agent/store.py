@@ -344,6 +344,13 @@ class Store:
         return LinkHistory(int(row[0] or 0), int(row[1] or 0), int(row[2]),
                            parse_utc(row[3]) if row[3] else None)
 
+    def bytes_between(self, link: str, start: dt.datetime, end: dt.datetime) -> int:
+        """Bytes the link's tests moved (both directions) that started in [start, end)."""
+        row = self.db.execute("SELECT coalesce(sum(bytes_total), 0) FROM measurements WHERE link = ? "
+                              "AND started_at >= ? AND started_at < ?",
+                              (link, format_utc(start), format_utc(end))).fetchone()
+        return int(row[0])
+
     def last_measurement(self, link: str) -> Measurement | None:
         row = self.db.execute("SELECT body FROM measurements WHERE link = ? ORDER BY started_at DESC LIMIT 1",
                               (link,)).fetchone()

@@ -22,7 +22,7 @@ import sys
 from collections import Counter
 
 from xaprobe.agent.config import AgentConfig, LinkConfig
-from xaprobe.agent.planner import IP_OVERHEAD, close_slot, next_due
+from xaprobe.agent.planner import IP_OVERHEAD, close_slot, next_due, quota_day
 from xaprobe.agent.store import Store
 from xaprobe.months import month_bounds
 from xaprobe.wire import Link, Measurement, new_id
@@ -43,9 +43,11 @@ def fake_test(link: LinkConfig, at: dt.datetime, cap: int, rng: random.Random) -
 
 
 def simulate(target: int, days: float, offline_days: float, budget_mb: float, seed: int, links: int = 2,
-             month: str = "2026-11", offline_start_day: float | None = None) -> dict:
+             month: str = "2026-11", offline_start_day: float | None = None, daily_quota_mb: float = 0.0,
+             quota_reset_hour: int = 0) -> dict:
     config = AgentConfig(links=tuple(LinkConfig(name=f"link{i + 1}", interface=f"wwan{i}", target=target,
-                                                budget_mb=budget_mb) for i in range(links)),
+                                                budget_mb=budget_mb, daily_quota_mb=daily_quota_mb,
+                                                quota_reset_hour=quota_reset_hour) for i in range(links)),
                          device_id=f"sim-{seed}")
     start, end = month_bounds(month, config.timezone)
     stop = min(end, start + dt.timedelta(days=days))
@@ -80,9 +82,14 @@ def simulate(target: int, days: float, offline_days: float, budget_mb: float, se
     for link in config.links:
         history = store.link_history(link.name, month, config.timezone)
         samples[link.name], used[link.name] = history.samples, round(history.bytes_used / 1e6, 1)
+    day_mb = {link.name: max((store.bytes_between(link.name, *quota_day(start + dt.timedelta(days=d, hours=12),
+                                                                         quota_reset_hour, config.timezone))
+                              for d in range(int(days) + 1)), default=0) * IP_OVERHEAD / 1e6
+              for link in config.links}
     result = {
         "samples": samples, "max_tests_in_hour": per_hour, "nominal_per_hour": round(nominal, 4),
         "min_gap_s": round(min(gaps), 1) if gaps else None, "mb_used": used,
+        "max_mb_billed_in_a_quota_day": {k: round(v, 1) for k, v in day_mb.items()},
         "offline": [off_from.isoformat(), off_to.isoformat()],
     }
     result["goals"] = {
@@ -91,6 +98,7 @@ def simulate(target: int, days: float, offline_days: float, budget_mb: float, se
         "gap_ok": (min(gaps) >= 30) if gaps else True,
         # engines count TCP payload; the SIM bills headers too (planner.IP_OVERHEAD)
         "budget_ok": all(v * IP_OVERHEAD <= budget_mb for v in used.values()) if budget_mb else True,
+        "daily_quota_ok": all(v <= daily_quota_mb for v in day_mb.values()) if daily_quota_mb else True,
     }
     return result
 
@@ -104,9 +112,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--links", type=int, default=2)
     p.add_argument("--month", default="2026-11")
+    p.add_argument("--daily-quota-mb", type=float, default=0)
+    p.add_argument("--quota-reset-hour", type=int, default=0)
     args = p.parse_args()
     print(json.dumps(simulate(args.target, args.days, args.offline_days, args.budget_mb, args.seed, args.links,
-                              args.month)))
+                              args.month, daily_quota_mb=args.daily_quota_mb,
+                              quota_reset_hour=args.quota_reset_hour)))
     return 0
 
 

@@ -73,6 +73,8 @@ class LinkStatus:
     bytes_used: int = 0
     budget_spent: bool = False
     cap_bytes: int = 0
+    daily_quota_mb: float | None = None
+    quota_left_bytes: int | None = None
     last_result: LastResult | None = None
 
 
@@ -83,6 +85,7 @@ class ProbeStatus:
     device_id: str = dataclasses.field(metadata=_limit(64))
     commune_code: str = dataclasses.field(metadata=_limit(10))
     month: str = dataclasses.field(metadata=_limit(7))
+    timezone: str = dataclasses.field(default="Asia/Ho_Chi_Minh", metadata=_limit(64))
     links: tuple[LinkStatus, ...] = dataclasses.field(default=(), metadata={"items": MAX_LINKS})
     pending: int = 0
     uploaded: int = 0

@@ -9,7 +9,9 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +181,34 @@ def small_disk(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the disk under folder with one file until the kernel says it is full; return that file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass  # the disk is full
+    return filler
+
+
+def fake_mmcli(tmp_path: Path) -> Path:
+    """A stand-in for mmcli (no modem exists here) printing the recorded output for each call."""
+    script = tmp_path / "mmcli"
+    script.write_text(f"""#!{sys.executable}
+import sys
+args = sys.argv[1:]
+files = {{("-J", "-L"): "list-two.json", ("-J", "-m", "0"): "modem-lte.json",
+          ("-J", "-m", "0", "--signal-get"): "signal-lte.json",
+          ("-J", "-m", "0", "--location-get"): "location-lte.json",
+          ("-J", "-m", "1"): "modem-5g-nsa.json", ("-J", "-m", "1", "--signal-get"): "signal-5g-nsa.json"}}
+name = files.get(tuple(args))
+if name is None:
+    sys.exit(1)
+print(open({str(REPO / 'tests' / 'fixtures' / 'mmcli')!r} + "/" + name).read())
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return tmp_path

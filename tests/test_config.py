@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -177,3 +179,49 @@ def test_measure_option_the_engine_lacks_is_one_line_error(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("--streams: the speedtest engine has no streams setting")
     assert not (tmp_path / "p.db").exists()  # refused before anything was stored
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_config_check_warns_when_others_can_read_the_token(tmp_path, inline):
+    config = tmp_path / "agent.toml"
+    token = tmp_path / "token"
+    token.write_text("xap_secret\n")
+    config.write_text('device_id = "p"\ncollector_url = "http://127.0.0.1:9/"\n'
+                      + ('token = "xap_secret"\n' if inline else 'token_file = "token"\n'))
+    exposed = config if inline else token
+    os.chmod(exposed, 0o644)
+    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "config", "check", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ok" in done.stdout
+    assert f"{exposed} holds the device token and other users can read it (mode 0644)" in done.stderr
+    assert f"chmod 600 {exposed}" in done.stderr and ("token:" if inline else "token_file:") in done.stderr
+    os.chmod(exposed, 0o600)
+    quiet = subprocess.run([sys.executable, "-m", "xaprobe.agent", "config", "check", str(config), "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert json.loads(quiet.stdout)["warnings"] == [] and quiet.stderr == ""
+
+
+@pytest.mark.parametrize("operator, access, problem", [
+    ("", "cellular", "links[0].operator: required on a cellular link"),
+    ("viettel 4G", "auto", 'links[0].operator: "viettel 4G" is not an operator xaprobe knows'),
+    ("other:", "ethernet", 'links[0].operator: "other:" is not an operator'),
+])
+def test_an_operator_is_one_xaprobe_knows(operator, access, problem):
+    data = {"links": [{"name": "a", "interface": "wwan0", "operator": operator, "access": access}]}
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, "inline")
+    assert any(p.startswith(problem) for p in e.value.problems), e.value.problems
+
+
+@pytest.mark.parametrize("typed, name", [("viettel", "Viettel"), ("VinaPhone", "VNPT"), ("Mobi Fone", "MobiFone"),
+                                         ("other:Sài Gòn Net", "other:Sài Gòn Net")])
+def test_operators_are_written_one_way(typed, name):
+    data = {"links": [{"name": "a", "interface": "wwan0", "operator": typed, "access": "cellular"}]}
+    assert parse_config(data, "inline").links[0].operator == name
+
+
+def test_a_sim_names_its_operator_by_mcc_mnc():
+    from xaprobe import operators
+
+    assert [operators.from_mcc_mnc(c) for c in ("45204", "452-01", "45202", "310260")] == \
+        ["Viettel", "MobiFone", "VNPT", None]

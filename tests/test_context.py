@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
 from pathlib import Path
+
+from conftest import fake_mmcli
 
 from xaprobe.agent import context
 from xaprobe.agent.config import LinkConfig
@@ -28,7 +28,7 @@ def test_lte_modem_is_read():
 
 def test_5g_nsa_prefers_the_nr_signal():
     radio = context.parse_mmcli_modem(load("modem-5g-nsa.json"), load("signal-5g-nsa.json"), None)
-    assert radio.technology == "5gnr" and radio.operator == "MOBIFONE"
+    assert radio.technology == "5gnr" and radio.operator == "MobiFone"  # by its MCC-MNC, 452-01
     assert (radio.rsrp_dbm, radio.rsrq_db, radio.sinr_db) == (-88.0, -12.0, 16.5)
     assert radio.cell_id is None
 
@@ -36,25 +36,6 @@ def test_5g_nsa_prefers_the_nr_signal():
 def test_missing_signal_is_none_not_an_error():
     radio = context.parse_mmcli_modem(load("modem-lte.json"), None, None)
     assert radio.rsrp_dbm is None and radio.technology == "lte"
-
-
-def fake_mmcli(tmp_path: Path) -> Path:
-    """A stand-in for mmcli (no modem exists here) printing the recorded output for each call."""
-    script = tmp_path / "mmcli"
-    script.write_text(f"""#!{sys.executable}
-import sys
-args = sys.argv[1:]
-files = {{("-J", "-L"): "list-two.json", ("-J", "-m", "0"): "modem-lte.json",
-          ("-J", "-m", "0", "--signal-get"): "signal-lte.json",
-          ("-J", "-m", "0", "--location-get"): "location-lte.json",
-          ("-J", "-m", "1"): "modem-5g-nsa.json", ("-J", "-m", "1", "--signal-get"): "signal-5g-nsa.json"}}
-name = files.get(tuple(args))
-if name is None:
-    sys.exit(1)
-print(open({str(FIXTURES)!r} + "/" + name).read())
-""")
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    return tmp_path
 
 
 def test_each_link_finds_its_own_modem(tmp_path, monkeypatch):

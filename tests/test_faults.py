@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import make_measurement
+from conftest import fill_disk, make_measurement
 from faultproxy import FaultyProxy
 
 from xaprobe.agent.config import AgentConfig, LinkConfig, UploadConfig
@@ -139,13 +139,7 @@ def test_full_disk_is_reported_and_recovered(small_disk, sqlite_collector):
     store = Store.open(config.store)
     kept = [store.add(make_measurement(link=dataclasses.replace(make_measurement().link, name="office"))).id
             for _ in range(5)]
-    filler = small_disk / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass  # the disk is full
+    filler = fill_disk(small_disk)
     with pytest.raises(StoreFull):
         for _ in range(2000):
             store.add(make_measurement(error="x" * 400))
@@ -155,6 +149,7 @@ def test_full_disk_is_reported_and_recovered(small_disk, sqlite_collector):
     assert probe.health.disk_full and "is full" in probe.health.last_error
     assert probe.heartbeat_record().disk_full is True
     filler.unlink()
+    now = probe.health.next_test_check_at  # the daemon backs off while the disk is full, then looks again
     probe.test_if_due()  # space is back: the next test is stored
     assert probe.health.disk_full is False
     ids = [m.id for m in store.measurements()]

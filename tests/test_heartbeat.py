@@ -107,11 +107,10 @@ def test_the_answer_carries_what_staff_set_and_when(collector, target):
         CentreSettings(pause=True, target=600, set_at=before + dt.timedelta(minutes=1))
 
 
-def test_text_json_allows_but_utf8_cannot_hold_is_refused(collector):
-    # core/fields.py refuses a lone surrogate in any wire text (#11): valid JSON, but not Unicode text
+def test_text_utf8_cannot_hold_is_refused_and_vietnamese_is_kept(collector):
     token = collector.enrol()
-    kept = heartbeat(last_error="Lỗi: modem")  # Vietnamese text is kept as it is
-    assert post(collector, token, kept.to_wire()).status_code == 200
-    refused = post(collector, token, heartbeat(version="0.1.0-\ud800").to_wire())
-    assert refused.status_code == 400 and refused.json()["detail"].startswith("version: ")
-    assert collector.store.devices.get("probe-1").heartbeat == kept
+    bad = post(collector, token, heartbeat(version="0.1.0-\ud800").to_wire())  # a lone surrogate
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("version: contains a lone surrogate")
+    sent = heartbeat(last_error="Lỗi: modem không có sóng")
+    assert post(collector, token, sent.to_wire()).status_code == 200
+    assert collector.store.devices.get("probe-1").heartbeat == sent

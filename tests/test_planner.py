@@ -12,6 +12,7 @@ from xaprobe.agent.config import AgentConfig, LinkConfig, PlannerConfig
 from xaprobe.agent.planner import FINISH_EARLY, _unit, close_slot, link_plan, next_due
 from xaprobe.agent.store import Store
 from xaprobe.months import month_bounds
+from xaprobe.wire import Link
 
 START, END = month_bounds("2026-11")  # 31 Oct 17:00 UTC .. 30 Nov 17:00 UTC: 30 days
 LINK = LinkConfig(name="viettel", interface="wwan0", target=300)
@@ -150,5 +151,40 @@ def test_month_simulation_meets_every_goal(seed, offline):
     from planner_sim import simulate
 
     result = simulate(target=300, days=30, offline_days=offline, budget_mb=2500, seed=seed)
-    assert result["goals"] == {"target_met": True, "hourly_ok": True, "gap_ok": True, "budget_ok": True}, result
+    assert result["goals"] == {"target_met": True, "hourly_ok": True, "gap_ok": True, "budget_ok": True,
+                               "daily_quota_ok": True}, result
     assert result["samples"] == {"link1": 300, "link2": 300}
+
+
+@pytest.mark.parametrize("quota_mb, reset_hour, reachable", [(300, 0, True), (150, 7, True), (25, 0, False)])
+def test_a_daily_quota_is_never_exceeded_and_the_target_met_when_it_allows(quota_mb, reset_hour, reachable):
+    sys.path.insert(0, str(REPO / "bench"))
+    from planner_sim import simulate
+
+    result = simulate(target=300, days=30, offline_days=2, budget_mb=0, seed=5, daily_quota_mb=quota_mb,
+                      quota_reset_hour=reset_hour)
+    goals = result["goals"]
+    assert goals["daily_quota_ok"] and goals["hourly_ok"] and goals["gap_ok"], result
+    assert all(mb <= quota_mb for mb in result["max_mb_billed_in_a_quota_day"].values())
+    # 25 MB a day holds at most 5 minimal tests: 150 a month, and the planner does not pretend otherwise
+    assert goals["target_met"] is reachable, result
+
+
+def test_the_daily_quota_is_spread_over_the_day_and_resets(store):
+    link = LinkConfig(name="viettel", interface="wwan0", target=300, daily_quota_mb=100, quota_reset_hour=0)
+    config = AgentConfig(links=(link,))
+    first = link_plan(store, link, config, at(0))
+    # about 10 tests fall in a quota day at 300 a month: the first gets about a tenth of the quota, not all of it
+    assert 0 < first.cap_bytes * 2 < 100e6 / 4 and first.quota_left_bytes == 100_000_000
+    morning = dt.datetime(2026, 11, 10, 2, 0, tzinfo=dt.timezone.utc)  # 09:00 in Hà Nội
+    store.add(make_measurement(started_at=morning, bytes_down=60_000_000, bytes_up=35_000_000,
+                               link=Link(name="viettel")))
+    plan = link_plan(store, link, config, morning + dt.timedelta(minutes=1))
+    resets = dt.datetime(2026, 11, 10, 17, 0, tzinfo=dt.timezone.utc)  # local midnight
+    assert plan.next_at >= resets and plan.cap_bytes > 0  # nothing fits today: the next test waits for the reset
+
+
+def test_a_quota_too_small_for_one_minimal_test_stops_the_link_instead_of_testing_uncapped(store):
+    link = LinkConfig(name="viettel", interface="wwan0", target=300, daily_quota_mb=3)
+    plan = link_plan(store, link, AgentConfig(links=(link,)), at(0))
+    assert plan.next_at is None and plan.budget_spent and plan.cap_bytes == 0

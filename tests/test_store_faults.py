@@ -12,7 +12,7 @@ import time
 
 import pytest
 import requests
-from conftest import make_measurement
+from conftest import fill_disk, make_measurement
 from hostile import HostileServer, answer
 
 from xaprobe.agent.config import load_config
@@ -75,13 +75,7 @@ def test_a_full_disk_starts_no_test_and_backs_off(small_disk, tmp_path):
     with HostileServer({"*": answer(404)}) as server:
         config = agent_config(tmp_path, str(small_disk / "probe.db"), server.url)
         store = Store.open(config.store)
-        filler = small_disk / "filler"
-        with open(filler, "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-            except OSError:
-                pass  # the disk is full
+        filler = fill_disk(small_disk)
         now = [dt.datetime(2026, 11, 20, 5, 0, tzinfo=dt.timezone.utc)]
         probe = Probe(config, store, requests.Session(), clock=lambda: now[0])
         for _ in range(15):  # 90 s of the daemon's 6-second ticks

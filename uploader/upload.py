@@ -194,6 +194,27 @@ def next_record(record: UploadRecord, outcome: Outcome, token_fingerprint: str, 
                         refused_token="")
 
 
+@dataclasses.dataclass(frozen=True)
+class TokenCheck:
+    reached: bool  # the collector answered
+    accepted: bool  # ... and accepted the token
+    found: str
+
+
+def check_token(session: requests.Session, target: Destination) -> TokenCheck:
+    """Ask the collector whether it accepts this token, with an empty batch (nothing is stored)."""
+    url = target.url(MEASUREMENTS_PATH)
+    try:
+        answer = _post(session, target, MEASUREMENTS_PATH, b'{"measurements": []}', gzipped=False,
+                       max_answer_bytes=64 * 1024)
+    except TransportError as e:
+        return TokenCheck(False, False, f"cannot reach the collector at {target.collector_url}: {e}")
+    if answer.status == 200:
+        return TokenCheck(True, True, f"the collector at {target.collector_url} accepts this probe's token")
+    refused = answer.status in (401, 403)
+    return TokenCheck(True, False, _describe(answer, url) + (" (the token was refused)" if refused else ""))
+
+
 def send_heartbeat(session: requests.Session, target: Destination, heartbeat: Heartbeat) -> CentreSettings | None:
     """Post the probe's health; return the settings the collector sent back, or None on any failure."""
     body = json.dumps(heartbeat.to_wire(), ensure_ascii=False).encode("utf-8")
