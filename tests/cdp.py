@@ -7,6 +7,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -45,11 +46,14 @@ class Chromium:
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=True)
 
-    def _message(self) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout_s
+    def _message(self, deadline: float | None = None) -> dict[str, Any]:
+        deadline = deadline or time.monotonic() + self.timeout_s
         while b"\0" not in self._buffer:
             if time.monotonic() > deadline:
                 raise TimeoutError("Chromium did not answer")
+            ready, _, _ = select.select([self._read], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                continue
             chunk = os.read(self._read, 1 << 16)
             if not chunk:
                 raise EOFError("Chromium closed its pipe")
@@ -72,12 +76,13 @@ class Chromium:
             self.events.append(answer)
 
     def wait_for(self, method: str) -> dict[str, Any]:
-        """The next event of this kind (one that came in already is taken first)."""
+        """The next event of this kind (one that came in already is taken first), within the timeout."""
         for i, event in enumerate(self.events):
             if event.get("method") == method:
                 return self.events.pop(i)
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            event = self._message()
+            event = self._message(deadline)
             if event.get("method") == method:
                 return event
             self.events.append(event)
@@ -90,6 +95,8 @@ class Chromium:
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
                            awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('exception', {}).get('description')}")
         return result["result"].get("value")
 
     def type_text(self, text: str) -> None:
