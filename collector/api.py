@@ -16,12 +16,12 @@ from xaprobe.collector.deps import MONTH_PATTERN, PROVINCE_PATTERN, Services, ad
 from xaprobe.collector.devices import Device
 from xaprobe.collector.exports import render_report
 from xaprobe.collector.fleet import fleet
-from xaprobe.collector.ingest import ingest
+from xaprobe.collector.ingest import batch_clock, ingest
 from xaprobe.collector.reports import monthly_report
 from xaprobe.collector.wire_schema import record_schema
 from xaprobe.fields import WireError
 from xaprobe.health import Heartbeat
-from xaprobe.months import month_of, parse_utc
+from xaprobe.months import month_of
 
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "table": "text/plain; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -69,15 +69,12 @@ async def post_measurements(request: Request, device: Device = Depends(device_au
     items = body["measurements"]
     if len(items) > settings.max_items:
         raise HTTPException(413, f"{len(items)} items in one batch; at most {settings.max_items}")
-    sent_at = None
-    if isinstance(body.get("sent_at"), str):
-        try:
-            sent_at = parse_utc(body["sent_at"])
-        except ValueError:
-            raise HTTPException(400, "sent_at: not an ISO 8601 timestamp with offset") from None
-    results = await run_in_threadpool(ingest, s.store, settings, device, items, s.clock(), sent_at)
-    s.metrics.count_items([r["status"] for r in results])
-    return JSONResponse({"results": results})  # already in the documented shape: no re-validation
+    # a sent_at that cannot be read leaves the batch's clock unknown: each item is still judged alone
+    batch = await run_in_threadpool(ingest, s.store, settings, device, items, s.clock(),
+                                    batch_clock(body.get("sent_at")))
+    s.metrics.count_items([r["status"] for r in batch.results])
+    s.metrics.count_conflicts(batch.same_device_conflicts, batch.other_device_conflicts)
+    return JSONResponse({"results": batch.results})  # already in the documented shape: no re-validation
 
 
 @router.post("/api/v1/heartbeat", response_model=HeartbeatAnswer, responses=_ERRORS,

@@ -1,5 +1,6 @@
-"""The collector's HTTP service assembled: the probe and report API, ops endpoints, the dashboard and
-/speedtest/, over one store, with a background thread that keeps the report cache warm."""
+"""The collector's HTTP service assembled: the probe and report API, ops endpoints, the dashboard with its
+stylesheet and /speedtest/, over one store, every answer with security headers, and a background thread
+that keeps the report cache warm."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from fastapi.responses import JSONResponse
 from xaprobe import __version__
 from xaprobe.collector import api, dashboard, ops
 from xaprobe.collector.deps import Services
+from xaprobe.collector.headers import SecurityHeaders
 from xaprobe.collector.metrics import Metrics, MetricsMiddleware
 from xaprobe.collector.reports import refresh_recent
 from xaprobe.collector.settings import CollectorSettings
-from xaprobe.collector.speedtest_app import speedtest_app
+from xaprobe.collector.speedtest_app import SpeedtestApp
 from xaprobe.collector.store import CollectorStore
 from xaprobe.months import utc_now
 
@@ -56,9 +58,10 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     metrics = Metrics()
     app.state.services = Services(store, settings, clock, metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so error answers carry the headers too
     app.exception_handler(HTTPException)(_problem)
     app.include_router(ops.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
-    app.mount("/speedtest", speedtest_app)
+    app.mount("/speedtest", SpeedtestApp(settings.speedtest))
     return app

@@ -1,4 +1,5 @@
-"""`xaprobe-collector`: init, serve, speedtest-server, device add|list|revoke|rotate, admin add, report."""
+"""`xaprobe-collector`: init, serve, speedtest-server, device add|list|revoke|rotate|set, admin add|list|revoke,
+fleet, target, report. Every number it takes has a range, checked by argparse before anything runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xaprobe import __version__, communes
+from xaprobe.argtypes import OneLineParser, int_range
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
 from xaprobe.health import MAX_TARGET
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 def _open(args: argparse.Namespace) -> tuple[CollectorSettings, CollectorStore]:
     import sqlalchemy as sa
 
-    from xaprobe.collector.db import open_engine
+    from xaprobe.collector.db import open_engine, shown_url
     from xaprobe.collector.settings import load_settings
     from xaprobe.collector.store import CollectorStore
 
@@ -35,15 +37,16 @@ def _open(args: argparse.Namespace) -> tuple[CollectorSettings, CollectorStore]:
     try:
         engine = open_engine(settings.db_url)
     # a database that cannot be reached, a URL that does not parse, a folder that cannot be made: all settings
-    except (sa.exc.OperationalError, sa.exc.ArgumentError, OSError) as e:
-        raise UserError(f"cannot open the database {settings.db_url}: {e}") from None
+    except (sa.exc.OperationalError, sa.exc.ArgumentError, OSError, ValueError) as e:
+        first_line = (str(e).strip() or type(e).__name__).splitlines()[0]  # not SQLAlchemy's "Background" line
+        raise UserError(f"cannot open the database {shown_url(settings.db_url)}: {first_line}") from None
     return settings, CollectorStore(engine)
 
 
 def _say_which_database(args: argparse.Namespace, settings: CollectorSettings) -> None:
     """On stderr, name the database when it is not the configured one (--db differs from collector.toml), or
     when nothing is configured and the default SQLite file is used: a second database is never silent."""
-    from xaprobe.collector.install import shown_url
+    from xaprobe.collector.db import shown_url
     from xaprobe.collector.settings import DEFAULT_CONFIG, config_path, load_settings
 
     path = config_path(Path(args.config) if args.config else None)
@@ -58,38 +61,16 @@ def _say_which_database(args: argparse.Namespace, settings: CollectorSettings) -
               f"{shown_url(configured)} of {path})", file=sys.stderr)
 
 
-def agent_toml(device_id: str, token: str, commune_code: str, collector_url: str, target: int) -> str:
-    """A complete agent.toml for a freshly enrolled device; `xaprobe config check` accepts it."""
-    base = collector_url.rstrip("/")
-    return f'''# xaprobe probe configuration for device {device_id}
-# Made by `xaprobe-collector device add`. Keep it secret: it holds the device's token.
-device_id = "{device_id}"
-token = "{token}"
-commune_code = "{commune_code}"
-collector_url = "{base}/"
-target = {target}
-timezone = "Asia/Ho_Chi_Minh"
-
-[engines.http]
-server = "{base}/speedtest/"
-
-# One [[links]] per modem or network the probe measures; the interface name is on `ip link`.
-[[links]]
-name = "main"
-interface = "eth0"
-operator = ""
-access = "auto"
-'''
-
-
-def _check_target(target: int | None) -> None:
-    """A target the probe accepts from the collector (it refuses settings outside these bounds)."""
-    if target is not None and not 1 <= target <= MAX_TARGET:
-        raise UserError(f"--target must be a number of samples a month from 1 to {MAX_TARGET}, got {target}")
+def _commune(code: str) -> communes.Commune:
+    unit = communes.commune(code)
+    if unit is None:
+        raise UserError(f"--commune: {code} is not a commune in vietnam-provinces")
+    return unit
 
 
 def cmd_init(args) -> int:
-    from xaprobe.collector.install import init_collector, shown_url
+    from xaprobe.collector.db import shown_url
+    from xaprobe.collector.install import init_collector
     from xaprobe.collector.settings import DEFAULT_CONFIG
 
     result = init_collector(Path(args.config) if args.config else DEFAULT_CONFIG, args.db, args.admin)
@@ -107,16 +88,17 @@ def cmd_init(args) -> int:
 
 
 def cmd_device_add(args) -> int:
-    _check_target(args.target)
-    settings, store = _open(args)
-    unit = communes.commune(args.commune)
-    if unit is None:
-        raise UserError(f"--commune: {args.commune} is not a commune in vietnam-provinces")
-    device_id = args.id or slugify(args.name)
+    from xaprobe.collector.agent_config import agent_toml, check_collector_url, check_device_id
+
+    device_id = check_device_id(args.id) if args.id is not None else slugify(args.name)
     if not device_id:
         raise UserError("--name must contain letters or digits (or give --id)")
     if args.write_config and not args.collector_url:
         raise UserError("--write-config needs --collector-url (the address probes reach this collector at)")
+    if args.collector_url:
+        check_collector_url(args.collector_url)
+    settings, store = _open(args)
+    unit = _commune(args.commune)
     token = store.devices.add(device_id, args.name, unit.code, args.target, utc_now())
     if args.write_config:
         path = Path(args.write_config)
@@ -170,23 +152,51 @@ def cmd_device_rotate(args) -> int:
 
 
 def cmd_device_set(args) -> int:
-    _check_target(args.target)
     _, store = _open(args)
+    now = utc_now()
+    if args.commune is not None:
+        unit = _commune(args.commune)
+        store.devices.move(args.device_id, unit.code, now)
+        print(f"{args.device_id}: measures for {unit.name}, {unit.province_name} ({unit.code}) from "
+              f"{now:%Y-%m-%d %H:%M} UTC; samples it started before count for the commune it stood in then. "
+              f"Set commune_code = \"{unit.code}\" in its agent.toml too.")
     pause = True if args.pause else False if args.resume else None
-    settings = store.devices.steer(args.device_id, pause, args.target, utc_now())
-    target = f"target {settings.target}" if settings.target else "target from its agent.toml"
-    print(f"{args.device_id}: pause {settings.pause}, {target} (the probe takes it at its next heartbeat)")
+    if args.commune is None or pause is not None or args.target is not None:
+        settings = store.devices.steer(args.device_id, pause, args.target, now)
+        target = f"target {settings.target}" if settings.target else "target from its agent.toml"
+        print(f"{args.device_id}: pause {settings.pause}, {target} (the probe takes it at its next heartbeat)")
     return 0
 
 
 def cmd_admin_add(args) -> int:
     _, store = _open(args)
-    token = store.devices.add_admin(args.name, utc_now())
+    token = store.admins.add(args.name, utc_now())
     if args.json:
         print(json.dumps({"name": args.name, "token": token}, ensure_ascii=False))
     else:
         print(f"Admin token for {args.name} (shown once): {token}")
-        print("Use it to sign in to the dashboard, or as Authorization: Bearer <token> for the API.")
+        print("Paste it into the dashboard's sign-in form, or send it as Authorization: Bearer <token> to the API.")
+    return 0
+
+
+def cmd_admin_list(args) -> int:
+    _, store = _open(args)
+    admins = store.admins.all(utc_now())
+    if args.json:
+        print(json.dumps([{"name": a.name, "created_at": a.created_at.isoformat(), "sessions": a.sessions,
+                           "revoked_at": a.revoked_at.isoformat() if a.revoked_at else None} for a in admins],
+                         ensure_ascii=False))
+        return 0
+    for a in admins:
+        state = f"revoked {a.revoked_at:%Y-%m-%d %H:%M}" if a.revoked_at else f"{a.sessions} session(s) open"
+        print(f"{a.name:<24} created {a.created_at:%Y-%m-%d %H:%M}  {state}")
+    return 0
+
+
+def cmd_admin_revoke(args) -> int:
+    _, store = _open(args)
+    ended = store.admins.revoke(args.name, utc_now())
+    print(f"Revoked admin {args.name}: their token is refused and {ended} dashboard session(s) ended.")
     return 0
 
 
@@ -225,17 +235,14 @@ def cmd_fleet(args) -> int:
     for h in health:
         seen = h.last_seen_at.strftime("%Y-%m-%d %H:%M") if h.last_seen_at else "never"
         print(f"{h.status:<8} {h.id:<24} {h.commune_name:<26} last seen {seen:<16} backlog {h.backlog or 0}"
-              + (" DISK FULL" if h.disk_full else "") + (" clock NOT synced" if h.clock_synced is False else ""))
+              + (" DISK FULL" if h.disk_full else "") + (" clock NOT synced" if h.clock_synced is False else "")
+              + (f" id conflicts {h.id_conflicts}" if h.id_conflicts else ""))
     return 0
 
 
 def cmd_target(args) -> int:
     _, store = _open(args)
-    unit = communes.commune(args.commune)
-    if unit is None:
-        raise UserError(f"--commune: {args.commune} is not a commune in vietnam-provinces")
-    if args.target is not None and args.target < 1:
-        raise UserError("the target must be a positive number of samples")
+    unit = _commune(args.commune)
     store.devices.set_commune_target(unit.code, args.target)
     print(f"{unit.name}: target {args.target if args.target else 'back to the default'}")
     return 0
@@ -252,8 +259,6 @@ def cmd_serve(args) -> int:
         if communes.province_name(args.province) is None:
             raise UserError(f"--province: {args.province} is not a province code in vietnam-provinces")
         os.environ[asgi.PROVINCE_ENV] = communes.normalise_code(args.province)
-    if args.workers < 1:
-        raise UserError("--workers must be at least 1")
     os.environ[asgi.CONFIG_ENV] = str(Path(args.config).resolve()) if args.config else ""
     os.environ[asgi.DB_ENV] = settings.db_url
     uvicorn.run("xaprobe.collector.asgi:app_from_env", factory=True, host=args.host, port=args.port,
@@ -271,8 +276,12 @@ def cmd_speedtest_server(args) -> int:
     return 0
 
 
+PORT = int_range(1, 65535)
+TARGET = int_range(1, MAX_TARGET)  # what the probe accepts from the collector
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xaprobe-collector", description="The xaprobe central collector.")
+    p = OneLineParser(prog="xaprobe-collector", description="The xaprobe central collector.")
     p.add_argument("--version", action="version", version=f"xaprobe {__version__}")
     p.add_argument("--config", metavar="PATH", help="collector.toml (optional)")
     p.add_argument("--db", metavar="URL", help="SQLAlchemy URL: sqlite:///path.db or postgresql://...")
@@ -280,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the collector (API, dashboard, /speedtest/)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--port", type=PORT, default=8080)
     s.add_argument("--province", help="the province the dashboard opens on (code)")
-    s.add_argument("--workers", type=int, default=1, help="worker processes (the collector keeps no state "
+    s.add_argument("--workers", type=int_range(1, 64), default=1, help="worker processes (the collector keeps no state "
                    "of its own, so they share the database; about one per core)")
     s.set_defaults(func=cmd_serve)
 
@@ -296,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("speedtest-server", help="serve only the speed-test endpoints, with no database")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8081)
+    s.add_argument("--port", type=PORT, default=8081)
     s.set_defaults(func=cmd_speedtest_server)
 
     dev = sub.add_parser("device", help="enrol, list, revoke and rotate probes").add_subparsers(
@@ -304,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = dev.add_parser("add", help="enrol a probe and print its token once")
     s.add_argument("--commune", required=True, metavar="CODE", help="commune code (vietnam-provinces)")
     s.add_argument("--name", required=True)
-    s.add_argument("--id", help="device id (default: made from the name)")
-    s.add_argument("--target", type=int, help="monthly sample target for this probe's commune")
+    s.add_argument("--id", help="device id: letters, digits, '-' and '_', at most 64 (default: from the name)")
+    s.add_argument("--target", type=TARGET, help="monthly sample target for this probe's commune")
     s.add_argument("--write-config", metavar="PATH", help="write a complete agent.toml for the probe (0600)")
     s.add_argument("--collector-url", metavar="URL", help="how the probe reaches this collector")
     s.add_argument("--json", action="store_true")
@@ -321,11 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     group = s.add_mutually_exclusive_group()
     group.add_argument("--pause", action="store_true")
     group.add_argument("--resume", action="store_true")
-    s.add_argument("--target", type=int, metavar="N")
+    s.add_argument("--target", type=TARGET, metavar="N")
+    s.add_argument("--commune", metavar="CODE", help="the probe was moved: it measures for this commune from now on")
     s.set_defaults(func=cmd_device_set)
     s = dev.add_parser("rotate", help="give a probe a new token; the old one stays valid for a while")
     s.add_argument("device_id")
-    s.add_argument("--grace-days", type=int, default=90)
+    s.add_argument("--grace-days", type=int_range(0, 3650), default=90)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_device_rotate)
 
@@ -335,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_admin_add)
+    s = adm.add_parser("list", help="list admins and their open dashboard sessions")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_admin_list)
+    s = adm.add_parser("revoke", help="refuse an admin's token and end their dashboard sessions")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_admin_revoke)
 
     s = sub.add_parser("fleet", help="every probe's health: last contact, backlog, clock, status")
     s.add_argument("--province", metavar="CODE")
@@ -343,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("target", help="set a commune's monthly sample target (omit N for the default)")
     s.add_argument("--commune", required=True, metavar="CODE")
-    s.add_argument("target", type=int, nargs="?", metavar="N")
+    s.add_argument("target", type=TARGET, nargs="?", metavar="N")
     s.set_defaults(func=cmd_target)
 
     s = sub.add_parser("report", help="a province's communes for one month")

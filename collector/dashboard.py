@@ -1,4 +1,5 @@
-"""Server-rendered dashboard pages (Vietnamese by default, ?lang=en) and CSV/XLSX exports."""
+"""Server-rendered dashboard pages (Vietnamese by default, ?lang=en), CSV/XLSX exports, and the sign-in
+form that POSTs an admin token for a server-side session (no token ever in a URL, a log or a history)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from xaprobe import communes
 from xaprobe.collector import charts
+from xaprobe.collector.admins import SESSION_MAX
 from xaprobe.collector.deps import (
     ADMIN_COOKIE,
     COMMUNE_PATTERN,
@@ -32,6 +34,8 @@ from xaprobe.months import month_of
 router = APIRouter(include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(["html"]))
+# the one stylesheet, read once: the Content-Security-Policy allows styles from this site only, not inline
+_STYLESHEET = (Path(__file__).parent / "static" / "xaprobe.css").read_bytes()
 _MEDIA = {"csv": "text/csv; charset=utf-8",
           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -50,32 +54,50 @@ def _page(name: str, request: Request, lang: str, **context: Any) -> HTMLRespons
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(str(request.url.path) + '?' + request.url.query)}", 303)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here)}", 303)
+
+
+def _local(target: str) -> str:
+    """Only a path on this site: no //host, no scheme, no backslash tricks."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+@router.get("/static/xaprobe.css")
+def stylesheet() -> Response:
+    return Response(_STYLESHEET, media_type="text/css; charset=utf-8", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/login")
-def login_form(request: Request, next: str = "/", token: str | None = None,
-               lang: Literal["vi", "en"] = "vi") -> Response:
-    if token:
-        return _sign_in(request, token, next, lang)
-    return _page("login.html", request, lang, next=next, error=False)
+def login_form(request: Request, next: str = "/", lang: Literal["vi", "en"] = "vi") -> Response:
+    return _page("login.html", request, lang, next=_local(next), error=False)
 
 
 @router.post("/login")
-def login_post(request: Request, token: str = Form(...), next: str = Form("/"),
+def login_post(request: Request, token: str = Form(..., max_length=200), next: str = Form("/", max_length=2000),
                lang: Literal["vi", "en"] = "vi") -> Response:
-    return _sign_in(request, token, next, lang)
-
-
-def _sign_in(request: Request, token: str, next: str, lang: str) -> Response:
-    response: Response
-    if services(request).store.devices.admin_for_token(token) is None:
-        response = _page("login.html", request, lang, next=next, error=True)
+    s = services(request)
+    session = s.store.admins.open_session(token, s.clock())
+    if session is None:
+        response = _page("login.html", request, lang, next=_local(next), error=True)
         response.status_code = 401
         return response
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    response = RedirectResponse(target, 303)
-    response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+    redirect = RedirectResponse(_local(next), 303)
+    # Secure whenever the browser reached us over HTTPS, directly or through a proxy uvicorn trusts
+    # (proxy_headers: X-Forwarded-Proto from forwarded_allow_ips sets the scheme)
+    redirect.set_cookie(ADMIN_COOKIE, session, max_age=int(SESSION_MAX.total_seconds()), path="/",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return redirect
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    session = request.cookies.get(ADMIN_COOKIE)
+    if session:
+        services(request).store.admins.end_session(session)
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
     return response
 
 
@@ -88,7 +110,7 @@ def overview(request: Request, month: str | None = Query(None, pattern=MONTH_PAT
              province: str | None = Query(None, pattern=PROVINCE_PATTERN),
              sort: Literal["status", "name", "percent"] = "status",
              lang: Literal["vi", "en"] = "vi") -> Response:
-    if _admin(request) is None:
+    if (admin := _admin(request)) is None:
         return _login_redirect(request)
     state = services(request)
     month = _month(state, month)
@@ -109,13 +131,13 @@ def overview(request: Request, month: str | None = Query(None, pattern=MONTH_PAT
         if report.operators else ""
     devices = fleet(state.store, state.clock(), report.province)
     return _page("overview.html", request, lang, report=report, rows=rows, chart=chart, devices=devices,
-                 provinces=communes.provinces(), sort=sort)
+                 provinces=communes.provinces(), sort=sort, admin=admin)
 
 
 @router.get("/commune/{code}", response_class=HTMLResponse)
 def commune_page(request: Request, code: str, month: str | None = Query(None, pattern=MONTH_PATTERN),
                  lang: Literal["vi", "en"] = "vi") -> Response:
-    if _admin(request) is None:
+    if (admin := _admin(request)) is None:
         return _login_redirect(request)
     unit = communes.commune(code)
     if unit is None:
@@ -144,7 +166,7 @@ def commune_page(request: Request, code: str, month: str | None = Query(None, pa
     spread = charts.operator_spread(t["spread_chart"], dict(sorted(downloads.items()))) if downloads else ""
     devices = [h for h in fleet(state.store, state.clock(), unit.province_code) if h.commune_code == unit.code]
     return _page("commune.html", request, lang, report=report, c=row, daily=daily, bars=bars,
-                 spread=spread, devices=devices)
+                 spread=spread, devices=devices, admin=admin)
 
 
 @router.get("/export/report.{fmt}")

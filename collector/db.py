@@ -47,3 +47,11 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
 def upsert(engine: sa.Engine, table: sa.Table) -> Any:
     """An INSERT that can take ON CONFLICT clauses, in the engine's dialect (both spell it alike)."""
     return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed: any password masked (and nothing of a URL that does not parse)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "(the URL given)"

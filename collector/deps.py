@@ -14,7 +14,7 @@ from xaprobe.collector.metrics import Metrics
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
 
-ADMIN_COOKIE = "xaprobe_admin"
+ADMIN_COOKIE = "xaprobe_session"
 MONTH_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
 PROVINCE_PATTERN = r"^\d{1,3}$"
 COMMUNE_PATTERN = r"^\d{1,6}$"
@@ -63,9 +63,13 @@ def device_auth(request: Request) -> Device:
 
 
 def admin_auth(request: Request) -> str:
-    """The admin whose token the request carries (bearer, else the dashboard's cookie); 401 without one."""
-    token = bearer(request) or request.cookies.get(ADMIN_COOKIE)
-    name = services(request).store.devices.admin_for_token(token) if token else None
+    """The admin whose token the request carries as a bearer, else whose dashboard session its cookie names;
+    401 without either."""
+    s = services(request)
+    token = bearer(request)
+    session = request.cookies.get(ADMIN_COOKIE)
+    name = s.store.admins.for_token(token) if token else \
+        s.store.admins.session_admin(session, s.clock()) if session else None
     if name is None:
         raise HTTPException(401, "admin token required (Authorization: Bearer <admin token>)",
                             headers={"WWW-Authenticate": "Bearer"})

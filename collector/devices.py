@@ -1,8 +1,9 @@
-"""Who may talk to the collector and what staff set for them: enrolled devices with their tokens,
-heartbeats, centre settings, request-rate windows and sample targets; admins and their tokens."""
+"""Who may talk to the collector and what staff set for them: enrolled devices with their tokens, the
+communes they stood in and since when, heartbeats, centre settings, request-rate windows and targets."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import hashlib
@@ -13,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from xaprobe.collector.db import aware, upsert
-from xaprobe.collector.schema import admins, commune_targets, devices, rate_windows
+from xaprobe.collector.schema import commune_targets, device_communes, devices, rate_windows
 from xaprobe.errors import UserError
 from xaprobe.health import CentreSettings, Heartbeat
 
@@ -45,6 +46,19 @@ class Device:
     last_heartbeat_at: dt.datetime | None  # when the collector received heartbeat
     heartbeat: Heartbeat | None  # the latest, as the probe sent it; None: none yet, or one we cannot read
     settings: CentreSettings  # what staff set for it (`device set`); its next heartbeat answer
+    id_conflicts: int = 0  # items it sent under an id already stored with other content
+
+
+@dataclasses.dataclass(frozen=True)
+class CommuneHistory:
+    """Where a device stood: (since, commune code) in time order; the first also covers earlier instants."""
+
+    spans: tuple[tuple[dt.datetime, str], ...]
+
+    def at(self, instant: dt.datetime) -> str:
+        """The commune the device stood in at instant."""
+        i = bisect.bisect_right([since for since, _ in self.spans], instant)
+        return self.spans[max(i - 1, 0)][1]
 
 
 def _json(text: str | None) -> Any:
@@ -74,7 +88,7 @@ def _centre(text: str | None, target: int | None) -> CentreSettings:
 def _device(row: Any) -> Device:
     return Device(row.id, row.name, row.commune_code, row.target, aware(row.created_at),
                   aware(row.revoked_at), aware(row.last_seen_at), aware(row.last_heartbeat_at),
-                  _heartbeat(row.heartbeat), _centre(row.settings, row.target))
+                  _heartbeat(row.heartbeat), _centre(row.settings, row.target), row.id_conflicts or 0)
 
 
 def _unknown(device_id: str) -> DeviceError:
@@ -96,7 +110,37 @@ class DeviceStore:
             conn.execute(devices.insert().values(
                 id=device_id, name=name, commune_code=commune_code, target=target,
                 token_hash=hash_token(token), created_at=now, settings="{}"))
+            conn.execute(device_communes.insert().values(device_id=device_id, since=now, commune_code=commune_code))
         return token
+
+    def move(self, device_id: str, commune_code: str, since: dt.datetime) -> None:
+        """Record that the device measures for commune_code from since on; items started before keep the
+        commune it stood in then."""
+        with self.engine.begin() as conn:
+            done = conn.execute(devices.update().where(devices.c.id == device_id)
+                                .values(commune_code=commune_code)).rowcount
+            if not done:
+                raise _unknown(device_id)
+            later = conn.execute(sa.select(device_communes.c.since).where(device_communes.c.device_id == device_id)
+                                 .order_by(device_communes.c.since.desc()).limit(1)).scalar_one_or_none()
+            if later is not None and aware(later) >= since:
+                raise DeviceError(f"{device_id} was already moved at {aware(later).isoformat()}, "
+                                  "later than the time given")
+            conn.execute(device_communes.insert().values(device_id=device_id, since=since,
+                                                         commune_code=commune_code))
+
+    def history(self, device_id: str) -> CommuneHistory:
+        """The communes the device stood in, in time order (the enrolled one when none was recorded)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(device_communes.c.since, device_communes.c.commune_code)
+                                .where(device_communes.c.device_id == device_id)
+                                .order_by(device_communes.c.since)).all()
+            if not rows:  # a device enrolled by hand in the table: its one commune covers all time
+                rows = conn.execute(sa.select(devices.c.created_at, devices.c.commune_code)
+                                    .where(devices.c.id == device_id)).all()
+        if not rows:
+            raise _unknown(device_id)
+        return CommuneHistory(tuple((aware(since), code) for since, code in rows))
 
     def all(self) -> list[Device]:
         with self.engine.connect() as conn:
@@ -195,19 +239,3 @@ class DeviceStore:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(devices)
                                 .where(devices.c.last_seen_at >= since)).scalar_one()
-
-    def add_admin(self, name: str, now: dt.datetime) -> str:
-        """Create an admin and return their token (kept only as a hash)."""
-        token = new_token()
-        with self.engine.begin() as conn:
-            conn.execute(admins.insert().values(name=name, token_hash=hash_token(token), created_at=now))
-        return token
-
-    def admin_count(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(admins)).scalar_one()
-
-    def admin_for_token(self, token: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(admins.c.name)
-                                .where(admins.c.token_hash == hash_token(token))).scalar_one_or_none()

@@ -1,4 +1,5 @@
-"""Render a MonthReport or raw samples as a text table, JSON, CSV (UTF-8 with BOM) or XLSX."""
+"""Render a MonthReport or raw samples as a text table, JSON, CSV (UTF-8 with BOM) or XLSX, every text
+cell that a spreadsheet would take for a formula (=, +, -, @, tab, CR first) written as plain text."""
 
 from __future__ import annotations
 
@@ -14,6 +15,19 @@ FORMATS = ("table", "json", "csv", "xlsx")
 RAW_COLUMNS = ("id", "device_id", "seq", "commune_code", "started_at", "received_at", "engine", "status",
                "operator", "link_name", "access", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
                "bytes_down", "bytes_up", "clock_suspect")
+# what Excel and LibreOffice read as the start of a formula (a probe names its own operator and link)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def is_formula_like(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+
+
+def _csv_cell(value: Any) -> Any:
+    """A leading apostrophe makes the spreadsheet show the text as it is; numbers stay numbers."""
+    if value is None:
+        return ""
+    return "'" + value if is_formula_like(value) else value
 
 
 def report_rows(report: MonthReport, language: str) -> tuple[list[str], list[list[Any]]]:
@@ -39,8 +53,8 @@ def to_csv(header: list[str], rows: list[list[Any]]) -> bytes:
     """CSV in UTF-8 with a BOM, so Excel shows Vietnamese letters correctly."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    writer.writerow([_csv_cell(v) for v in header])
+    writer.writerows([_csv_cell(v) for v in row] for row in rows)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -50,9 +64,12 @@ def to_xlsx(header: list[str], rows: list[list[Any]], title: str) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = title[:31]
-    sheet.append(header)
-    for row in rows:
-        sheet.append([v.replace(tzinfo=None) if hasattr(v, "tzinfo") and v.tzinfo else v for v in row])
+    for r, row in enumerate([header, *rows], start=1):
+        for c, value in enumerate(row, start=1):
+            cell = sheet.cell(r, c, value.replace(tzinfo=None) if hasattr(value, "tzinfo") and value.tzinfo else value)
+            if is_formula_like(value):  # openpyxl stores "=..." as a live formula: make it a quoted string
+                cell.data_type = "s"
+                cell.quotePrefix = True
     sheet.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)

@@ -33,6 +33,7 @@ class DeviceHealth:
     version: str | None
     last_error: str | None
     status: str  # ok, silent, stale, revoked
+    id_conflicts: int = 0  # items it sent under an id already stored with other content
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (times as ISO 8601) that /api/v1/fleet and `fleet --json` print."""
@@ -61,7 +62,7 @@ def _health(d: Device, unit: communes.Commune | None, last_sample: dt.datetime |
         oldest_pending_age_s=beat.oldest_pending_age_s if beat else None,
         clock_synced=beat.clock_synced if beat else None, disk_full=beat.disk_full if beat else False,
         version=beat.version if beat else None, last_error=beat.last_error if beat else None,
-        status=device_status(d.revoked_at is not None, d.last_seen_at, now))
+        status=device_status(d.revoked_at is not None, d.last_seen_at, now), id_conflicts=d.id_conflicts)
 
 
 def fleet(store: CollectorStore, now: dt.datetime, province: str | None = None) -> list[DeviceHealth]:

@@ -53,6 +53,8 @@ _LABELS = {
     "clock_bad": ("CHƯA đồng bộ", "NOT synchronised"),
     "version": ("Phiên bản", "Version"),
     "budget": ("Dữ liệu đã dùng", "Data used"),
+    "logout": ("Đăng xuất", "Sign out"),
+    "id_conflicts": ("mã mẫu trùng, nội dung khác", "ids reused for other content"),
     "fleet": ("Tình trạng thiết bị đo", "Fleet health"),
     "spread_chart": ("Phân bố tốc độ tải xuống theo nhà mạng (Mbit/s)", "Download spread by operator (Mbit/s)"),
 }

@@ -13,19 +13,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from xaprobe.collector.db import open_engine
+from xaprobe.collector.db import open_engine, shown_url
 from xaprobe.collector.settings import CollectorSettings, default_db_url, load_settings
 from xaprobe.collector.store import CollectorStore
 from xaprobe.errors import UserError
 from xaprobe.months import utc_now
-
-
-def shown_url(url: str) -> str:
-    """The database URL as it may be printed: any password masked."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 def collector_toml(db_url: str, defaults: CollectorSettings) -> str:
@@ -82,8 +74,8 @@ def init_collector(config: Path, db_url: str | None, admin_name: str) -> InitRes
     written = existing is None
     if written:
         _write_private(config, collector_toml(url, CollectorSettings(db_url=url)))
-    token = store.devices.add_admin(admin_name, utc_now()) if store.devices.admin_count() == 0 else None
-    result = InitResult(url, config, written, token, store.devices.admin_count())
+    token = store.admins.add(admin_name, utc_now()) if store.admins.count_active() == 0 else None
+    result = InitResult(url, config, written, token, store.admins.count_active())
     engine.dispose()
     return result
 

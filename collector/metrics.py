@@ -1,4 +1,5 @@
-"""Prometheus metrics of one collector process: ingested items by answer, request latency, devices seen.
+"""Prometheus metrics of one collector process: ingested items by answer, id conflicts, request latency,
+devices seen.
 
 Counters live in the process (Prometheus scrapes each process and sums); devices seen come from the
 database, so every process reports the same figure.
@@ -17,6 +18,7 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.items: dict[str, int] = defaultdict(int)
+        self.conflicts: dict[str, int] = defaultdict(int)
         self._hist: dict[tuple[str, str], list[int]] = {}
         self._sum: dict[tuple[str, str], float] = defaultdict(float)
         self._count: dict[tuple[str, str], int] = defaultdict(int)
@@ -25,6 +27,12 @@ class Metrics:
         with self._lock:
             for status in statuses:
                 self.items[status] += 1
+
+    def count_conflicts(self, same_device: int, other_device: int) -> None:
+        """Items that reused a stored id for other content: the sender's own, or another device's."""
+        with self._lock:
+            self.conflicts["same_device"] += same_device
+            self.conflicts["other_device"] += other_device
 
     def observe(self, method: str, route: str, seconds: float) -> None:
         key = (method, route)
@@ -42,6 +50,10 @@ class Metrics:
         with self._lock:
             for status in ("accepted", "duplicate", "rejected"):
                 lines.append(f'xaprobe_items_total{{status="{status}"}} {self.items.get(status, 0)}')
+            lines += ["# HELP xaprobe_id_conflicts_total Items sent under an id already stored with other "
+                      "content, by whose it was.", "# TYPE xaprobe_id_conflicts_total counter"]
+            for kind in ("same_device", "other_device"):
+                lines.append(f'xaprobe_id_conflicts_total{{kind="{kind}"}} {self.conflicts.get(kind, 0)}')
             lines += ["# HELP xaprobe_request_seconds Time to answer an HTTP request.",
                       "# TYPE xaprobe_request_seconds histogram"]
             for (method, route), counts in sorted(self._hist.items()):

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from xaprobe.errors import UserError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -30,6 +30,17 @@ devices = sa.Table(
     sa.Column("last_heartbeat_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("heartbeat", sa.Text, nullable=True),
     sa.Column("settings", sa.Text, nullable=True),
+    # items it sent under an id already stored with other content (its own or another device's)
+    sa.Column("id_conflicts", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Where each device stands: the commune it measures from `since` on (devices.commune_code is the latest).
+# The first row also covers any earlier instant: a probe's clock may run behind its enrolment.
+device_communes = sa.Table(
+    "device_communes", metadata,
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.id"), primary_key=True),
+    sa.Column("since", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("commune_code", sa.String(10), nullable=False),
 )
 
 admins = sa.Table(
@@ -38,7 +49,18 @@ admins = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
+
+# Dashboard sign-ins: the cookie carries a random id, the table only its SHA-256.
+admin_sessions = sa.Table(
+    "admin_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("admin_id", sa.Integer, sa.ForeignKey("admins.id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("admin_sessions_admin", admin_sessions.c.admin_id)
 
 measurements = sa.Table(
     "measurements", metadata,
@@ -137,6 +159,23 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         # the column holds province scopes too, not only commune codes
         "ALTER TABLE stale_months RENAME COLUMN commune_code TO scope",
+    ],
+    4: [
+        # every device stood in its enrolled commune until now (the first row also covers earlier instants)
+        "CREATE TABLE device_communes (device_id VARCHAR(64) NOT NULL REFERENCES devices (id),"
+        " since TIMESTAMP WITH TIME ZONE NOT NULL, commune_code VARCHAR(10) NOT NULL,"
+        " PRIMARY KEY (device_id, since))",
+        "INSERT INTO device_communes (device_id, since, commune_code)"
+        " SELECT id, created_at, commune_code FROM devices",
+        "ALTER TABLE devices ADD COLUMN id_conflicts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE admins ADD COLUMN revoked_at TIMESTAMP WITH TIME ZONE",
+        "CREATE TABLE admin_sessions (id_hash VARCHAR(64) NOT NULL PRIMARY KEY,"
+        " admin_id INTEGER NOT NULL REFERENCES admins (id), created_at TIMESTAMP WITH TIME ZONE NOT NULL,"
+        " last_used_at TIMESTAMP WITH TIME ZONE NOT NULL)",
+        "CREATE INDEX admin_sessions_admin ON admin_sessions (admin_id)",
+        # a target below 1 divided every report by zero or worse: back to the default
+        "UPDATE devices SET target = NULL WHERE target < 1",
+        "DELETE FROM commune_targets WHERE target < 1",
     ],
 }
 

@@ -6,9 +6,13 @@ import dataclasses
 import os
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
-from xaprobe.errors import ConfigError
+from xaprobe.collector.speedtest_app import SpeedtestLimits
+from xaprobe.errors import ConfigError, UserError
+from xaprobe.health import MAX_TARGET
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.tomlcheck import TableReader
 
@@ -37,6 +41,18 @@ def config_path(given: Path | None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
+def db_url_problem(url: str) -> str | None:
+    """Why url cannot be the collector's database (a SQLite file or PostgreSQL), or None."""
+    if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+        return f"must be sqlite:///PATH or postgresql://..., got {url[:80]!r}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it: a port out of range or not a number raises
+    except ValueError as e:
+        return f"not a database URL ({e})"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class CollectorSettings:
     db_url: str = dataclasses.field(default_factory=default_db_url)
@@ -51,6 +67,23 @@ class CollectorSettings:
     rate_per_minute: int = 120
     language: str = "vi"
     refresh_every_s: float = 60.0
+    speedtest: SpeedtestLimits = SpeedtestLimits()
+
+
+def _speedtest(r: TableReader, default: SpeedtestLimits) -> SpeedtestLimits:
+    """The [speedtest] table: what one client may ask of /speedtest/."""
+    return SpeedtestLimits(
+        max_chunks=r.integer("max_chunks", default.max_chunks, high=1024),
+        max_upload_mib=r.integer("max_upload_mib", default.max_upload_mib, high=4096),
+        tests_per_client=r.integer("tests_per_client", default.tests_per_client, high=10_000))
+
+
+def _timezone_problem(name: str) -> str | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f'"{name[:80]}" is not a time zone (e.g. "Asia/Ho_Chi_Minh")'
+    return None
 
 
 def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSettings:
@@ -69,22 +102,31 @@ def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSett
             raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
         problems: list[str] = []
         r = TableReader(data, "", problems)
+        speedtest = r.sub("speedtest")
         settings = CollectorSettings(
             db_url=r.text("db", settings.db_url),
             province=r.text("province", settings.province),
             timezone=r.text("timezone", settings.timezone),
-            target=r.integer("target", settings.target),
-            threshold_mbps=r.number("threshold_mbps", settings.threshold_mbps),
-            clock_tolerance_s=r.number("clock_tolerance_s", settings.clock_tolerance_s),
-            rate_per_minute=r.integer("rate_per_minute", settings.rate_per_minute),
+            target=r.integer("target", settings.target, low=1, high=MAX_TARGET),
+            threshold_mbps=r.number("threshold_mbps", settings.threshold_mbps, high=100_000.0),
+            clock_tolerance_s=r.number("clock_tolerance_s", settings.clock_tolerance_s, high=86_400.0 * 365),
+            rate_per_minute=r.integer("rate_per_minute", settings.rate_per_minute, high=1_000_000),
             language=r.choice("language", ("vi", "en"), settings.language),
             refresh_every_s=r.number("refresh_every_s", settings.refresh_every_s, low=1.0, high=86_400.0),
+            speedtest=_speedtest(speedtest, settings.speedtest),
         )
+        speedtest.reject_unknown()
         r.reject_unknown()
+        if (problem := _timezone_problem(settings.timezone)) is not None:
+            problems.append(f"timezone: {problem}")
+        if (problem := db_url_problem(settings.db_url)) is not None:
+            problems.append(f"db: {problem}")
         if communes.province_name(settings.province) is None:
             problems.append(f'province: "{settings.province}" is not a province code in vietnam-provinces')
         if problems:
             raise ConfigError(str(path), problems)
     if db_url:
+        if (problem := db_url_problem(db_url)) is not None:
+            raise UserError(f"--db: {problem}")
         settings = dataclasses.replace(settings, db_url=db_url)
     return settings

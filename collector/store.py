@@ -1,21 +1,24 @@
 """The collector's database as its users see it: one engine, and one store per thing it serves
-(`devices`: who may talk to it; `samples`: ingest; `stats`: the figures reports are made of)."""
+(`devices`: which probes may talk to it; `admins`: which staff; `samples`: ingest; `stats`: the figures
+reports are made of)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from xaprobe.collector.admins import AdminStore
 from xaprobe.collector.devices import DeviceStore
 from xaprobe.collector.samples import SampleStore
 from xaprobe.collector.stats import StatsStore
 
 
 class CollectorStore:
-    """Devices, measurements and statistics over one engine (from db.open_engine)."""
+    """Devices, admins, measurements and statistics over one engine (from db.open_engine)."""
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self.devices = DeviceStore(engine)
+        self.admins = AdminStore(engine)
         self.samples = SampleStore(engine)
         self.stats = StatsStore(engine)
 

@@ -58,7 +58,7 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
             unit = communes.commune(DEMO_COMMUNE)
             assert unit is not None  # a code of vietnam-provinces, fixed above
             token = cstore.devices.add("demo-cam-xuyen", "Demo probe, UBND xã Cẩm Xuyên", unit.code, None, utc_now())
-            admin = cstore.devices.add_admin("demo", utc_now())
+            admin = cstore.admins.add("demo", utc_now())
             say(f"collector on {base} (database {db_url})")
             say(f"enrolled probe demo-cam-xuyen for {unit.name}, {unit.province_name} (code {unit.code})")
             config = AgentConfig(device_id="demo-cam-xuyen", token=Secret(token), commune_code=unit.code,
@@ -80,10 +80,12 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
             answer.raise_for_status()
             report = answer.json()
             row = next(c for c in report["communes"] if c["code"] == unit.code)
-            dashboard = f"{base}/login?token={admin}&next=/commune/{unit.code}"
+            # the token is printed apart from the link, to paste into the sign-in form: a token in a URL
+            # would stay in the browser's history and the access log
+            sign_in = f"{base}/login?next=/commune/{unit.code}"
             if as_json:
-                print(json.dumps({"month": report["month"], "commune": row, "dashboard": dashboard},
-                                 ensure_ascii=False))
+                print(json.dumps({"month": report["month"], "commune": row, "sign_in": sign_in,
+                                  "admin_token": admin}, ensure_ascii=False))
             else:
                 print()
                 print(f"{row['name']} ({row['code']}), {report['province_name']}, month {report['month']}:")
@@ -92,7 +94,8 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
                 for op, o in row["operators"].items():
                     print(f"  {op}: median download {o['download_mbps']['median']} Mbit/s, "
                           f"upload {o['upload_mbps']['median']} Mbit/s, latency {o['latency_ms']['median']} ms")
-                print(f"  dashboard: {dashboard}")
+                print(f"  dashboard: {sign_in}")
+                print(f"  admin token (paste it into the sign-in form): {admin}")
             store.close()
             if keep_running:
                 say("collector keeps running; press Ctrl-C to stop")

@@ -109,7 +109,7 @@ def running_collector(db_url: str, province: str = "42") -> Iterator[RunningColl
     store = CollectorStore(open_engine(db_url))
     try:
         with serve_in_thread(create_app(store, CollectorSettings(db_url=db_url, province=province))) as base:
-            yield RunningCollector(base, store, store.devices.add_admin("tests", utc_now()))
+            yield RunningCollector(base, store, store.admins.add("tests", utc_now()))
     finally:
         store.engine.dispose()
 

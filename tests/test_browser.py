@@ -1,17 +1,21 @@
-"""The dashboard as a person sees it: headless Chromium against the running collector, with a screenshot."""
+"""The dashboard as a person sees it: headless Chromium against the running collector, signed in through the
+form, under the Content-Security-Policy, with screenshots; and no admin token in a URL, a history or a log."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import logging
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
+from cdp import Chromium
 from conftest import REPO, make_measurement
 
 from xaprobe.health import Heartbeat
@@ -36,6 +40,29 @@ def chromium(tmp_path: Path, url: str, *args: str) -> str:
 
 
 @pytest.fixture
+def browser(tmp_path):
+    b = Chromium(CHROMIUM, tmp_path / "profile")
+    yield b
+    b.close()
+
+
+def sign_in(browser: Chromium, collector, target: str) -> str:
+    """Sign in as a person does: open the page, get the form, type the token, press the button; return the DOM."""
+    browser.navigate(collector.base + target)
+    assert browser.evaluate("location.pathname") == "/login"
+    assert browser.evaluate("document.activeElement.name") == "token"  # the field has the focus
+    browser.type_text(collector.admin_token)
+    browser.click_and_wait("form[action^='/login'] button[type=submit]")
+    return browser.evaluate("document.documentElement.outerHTML")
+
+
+def charts_drawn(browser: Chromium) -> list[bool]:
+    """Per chart image: loaded and drawn (an image that CSP or a broken SVG stopped has no natural width)."""
+    return browser.evaluate("Array.from(document.querySelectorAll('.chart img'))"
+                            ".map(i => i.complete && i.naturalWidth > 0)")
+
+
+@pytest.fixture
 def populated(sqlite_collector):
     now = dt.datetime.now(dt.timezone.utc)
     for device, commune, n in (("cam-xuyen", "18673", 12), ("other", "18652", 3)):
@@ -52,36 +79,75 @@ def populated(sqlite_collector):
     return sqlite_collector
 
 
-def login_url(collector, target: str) -> str:
-    return f"{collector.base}/login?token={collector.admin_token}&next={quote(target)}"
+def chart_svgs(dom: str) -> list[str]:
+    return [base64.b64decode(data).decode("utf-8")
+            for data in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', dom)]
 
 
-def test_overview_shows_communes_progress_and_operator_chart(populated, tmp_path):
-    dom = chromium(tmp_path, login_url(populated, "/?province=42"), "--dump-dom")
+def test_overview_shows_communes_progress_and_operator_chart(populated, browser):
+    dom = sign_in(browser, populated, "/?province=42")
     assert "Hà Tĩnh" in dom and "Xã Cẩm Xuyên" in dom
     assert 'data-code="18673"' in dom and "24 / 300" in dom  # 12 samples each from two operators
     assert "Chậm tiến độ" in dom or "Đúng tiến độ" in dom  # Vietnamese by default
-    assert 'id="operator-chart"' in dom and "<svg" in dom and "Viettel" in dom and "VNPT" in dom
+    assert 'id="operator-chart"' in dom and charts_drawn(browser) == [True]
+    svg = chart_svgs(dom)[0]
+    assert "<svg" in svg and "Viettel" in svg and "VNPT" in svg
     assert 'class="device' in dom and "cam-xuyen" in dom
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', dom)  # nothing fetched from elsewhere: intranets
-    assert not re.search(r"<script[^>]*\bsrc\s*=", dom)  # pygal inlines its config; nothing is loaded
+    assert not re.search(r"<script", dom) and not re.search(r"\sstyle=", dom)  # the CSP allows neither inline
+    assert not [m for m in browser.console() if "Content Security Policy" in m], browser.console()
+    assert browser.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor") == \
+        "rgb(18, 53, 91)"  # the stylesheet applies
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-overview.png"
-    chromium(tmp_path, login_url(populated, "/?province=42"), f"--screenshot={shot}", "--window-size=1280,1600")
+    browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-def test_commune_page_in_english(populated, tmp_path):
-    dom = chromium(tmp_path, login_url(populated, "/commune/18673?lang=en"), "--dump-dom")
-    assert "Xã Cẩm Xuyên (18673)" in dom and "Samples per day" in dom and 'id="daily-chart"' in dom
-    assert "Operators: median download" in dom and 'id="spread-chart"' in dom
+def test_commune_page_in_english(populated, browser):
+    sign_in(browser, populated, "/?province=42")
+    browser.navigate(populated.base + "/commune/18673?lang=en")
+    dom = browser.evaluate("document.documentElement.outerHTML")
+    assert "Xã Cẩm Xuyên (18673)" in dom and 'id="daily-chart"' in dom and 'id="spread-chart"' in dom
+    assert 'alt="Samples per day"' in dom and 'alt="Operators: median download' in dom
+    assert charts_drawn(browser) == [True, True, True]
+    assert not [m for m in browser.console() if "Content Security Policy" in m], browser.console()
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-commune.png"
-    chromium(tmp_path, login_url(populated, "/commune/18673?lang=en"), f"--screenshot={shot}",
-             "--window-size=1280,1400")
+    browser.screenshot(shot)
     assert shot.stat().st_size > 20_000
 
 
 def test_without_a_token_the_browser_gets_the_sign_in_page(populated, tmp_path):
     dom = chromium(tmp_path, populated.base + "/?province=42", "--dump-dom")
     assert "Mã truy cập quản trị" in dom and "Xã Cẩm Xuyên" not in dom
+
+
+def test_the_token_is_in_no_url_history_or_access_log(populated, browser, tmp_path):
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    try:
+        dom = sign_in(browser, populated, "/commune/18673")
+        assert "Xã Cẩm Xuyên (18673)" in dom
+        browser.navigate(populated.base + "/")
+        assert browser.evaluate("location.pathname") == "/"
+        browser.click_and_wait("form.logout button")
+        assert browser.evaluate("location.pathname") == "/login"
+        browser.navigate(populated.base + "/commune/18673")
+        assert browser.evaluate("location.pathname") == "/login"  # signed out: the session is over
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+        browser.close()
+    token = populated.admin_token
+    assert any('"POST /login?lang=vi HTTP/1.1" 303' in line for line in lines), lines
+    assert len(lines) >= 8 and not [line for line in lines if token in line]
+    with sqlite3.connect(tmp_path / "profile" / "Default" / "History") as db:
+        urls = [row[0] for row in db.execute("SELECT url FROM urls")]
+    assert any(url.endswith("/commune/18673") for url in urls), urls
+    assert not [url for url in urls if token in url]

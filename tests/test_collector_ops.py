@@ -165,3 +165,41 @@ def test_collector_settings_file(tmp_path):
         load_settings(bad)
     assert info.value.problems == ["threshold: unknown key (did you mean 'threshold_mbps'?)",
                                    'province: "999" is not a province code in vietnam-provinces']
+
+
+def test_a_v3_database_gains_commune_history_sessions_and_sane_targets(db_url):
+    """v4 (#11): each device's enrolled commune becomes its history, targets below 1 go back to the default."""
+    v1 = load_v1()
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    enrolled = utc_now() - dt.timedelta(days=30)
+    with engine.begin() as conn:
+        v1.metadata.create_all(conn)
+        conn.execute(v1.schema_info.insert().values(id=1, version=1))
+    for step in (2, 3):
+        with engine.begin() as conn:
+            for statement in schema.MIGRATIONS[step]:
+                conn.execute(sa.text(statement))
+            conn.execute(v1.schema_info.update().values(version=step))
+    with engine.begin() as conn:
+        for device_id, target in (("zero", 0), ("minus", -5), ("fine", 500)):
+            conn.execute(v1.devices.insert().values(id=device_id, name=device_id, commune_code="18673", target=target,
+                                                    token_hash=hash_token(f"xap_{device_id}"), created_at=enrolled))
+        conn.execute(sa.text("INSERT INTO commune_targets (commune_code, target) VALUES ('18652', -5), ('18653', 0),"
+                             " ('18654', 450)"))
+        conn.execute(v1.admins.insert().values(name="old", token_hash=hash_token("xap_admin"), created_at=enrolled))
+    engine.dispose()
+    store = CollectorStore(open_engine(db_url))
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == 4
+        history = store.devices.history("zero")
+        assert [code for _, code in history.spans] == ["18673"]
+        assert abs(history.spans[0][0] - enrolled) < dt.timedelta(seconds=1)
+        assert history.at(enrolled - dt.timedelta(days=400)) == "18673"  # a clock behind its enrolment
+        assert [(d.id, d.target, d.id_conflicts) for d in store.devices.all()] == \
+            [("fine", 500, 0), ("minus", None, 0), ("zero", None, 0)]
+        assert store.devices.commune_targets() == {"18673": 500, "18654": 450}
+        assert store.admins.for_token("xap_admin") == "old"
+        assert store.admins.open_session("xap_admin", utc_now()) is not None
+    finally:
+        store.engine.dispose()

@@ -16,5 +16,6 @@ def test_demo_end_to_end(tmp_path):
     assert commune["code"] == "18673" and commune["name"] == "Xã Cẩm Xuyên"
     assert (commune["samples"], commune["failed"], commune["target"]) == (3, 0, 300)
     assert commune["operators"]["Demo"]["download_mbps"]["median"] > 0
-    assert out["dashboard"].startswith("http://127.0.0.1:")
+    assert out["sign_in"].startswith("http://127.0.0.1:") and out["sign_in"].endswith("/login?next=/commune/18673")
+    assert out["admin_token"].startswith("xap_") and out["admin_token"] not in out["sign_in"]
     assert "uploaded: 3 accepted" in done.stderr

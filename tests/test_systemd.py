@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 import sys
@@ -51,3 +52,26 @@ def test_agent_unit_is_hardened():
         ("strict", "yes", "yes", "yes")
     assert service["CapabilityBoundingSet"] == "CAP_NET_RAW" == service["AmbientCapabilities"]
     assert "network-online.target" in unit["Unit"]["After"]
+
+
+def exposure(unit: Path) -> float:
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", done.stdout + done.stderr)
+    assert found, done.stdout[-2000:] + done.stderr[-2000:]
+    return float(found[1])
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize("name, most", [("xaprobe-collector.service", 4.5), ("xaprobe-agent.service", 4.0)])
+def test_units_exposure(name, most):
+    """#11: the collector was 5.4 ("MEDIUM"); a service on the open network is kept well hardened."""
+    assert exposure(UNITS / name) <= most
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_exposure_would_catch_a_softened_unit(tmp_path):
+    soft = tmp_path / "xaprobe-collector.service"
+    soft.write_text("\n".join(line for line in (UNITS / "xaprobe-collector.service").read_text().splitlines()
+                              if not line.startswith(("SystemCall", "Protect", "Private", "Restrict"))))
+    assert exposure(soft) > 4.5
