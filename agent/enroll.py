@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from xaprobe import operators
+from xaprobe import enrolment, operators
 from xaprobe.agent.install import CREDENTIAL, write_file
 from xaprobe.agent.links import FoundLink
 from xaprobe.errors import UserError
@@ -29,8 +28,6 @@ from xaprobe.secret import Secret
 from xaprobe.tomlschema import toml_value
 from xaprobe.uploader.transport import TransportError, post
 
-CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O or U to misread
-CODE = re.compile(rf"^[{CODE_ALPHABET}]{{4}}-?[{CODE_ALPHABET}]{{4}}$")
 ENROLL_PATH = "/api/v1/enroll"
 
 
@@ -48,11 +45,11 @@ class Identity:
 
 def normalise_code(code: str) -> str:
     """The code as the collector keeps it (upper case, one dash); UserError when it cannot be one."""
-    text = code.strip().upper().replace(" ", "").replace("O", "0").replace("I", "1").replace("L", "1")
-    if not CODE.match(text):
+    try:
+        return enrolment.normalise(code)
+    except ValueError:
         raise UserError(_("{code!r} is not an enrolment code: it has 8 letters and digits, like XQ7K-M2PD").format(
-            code=code))
-    return text if "-" in text else f"{text[:4]}-{text[4:]}"
+            code=code)) from None
 
 
 def fetch_identity(session: requests.Session, collector_url: str, code: str, timeout_s: float = 30.0) -> Identity:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -118,3 +119,47 @@ def get_fleet(province: str | None = Query(None, pattern=PROVINCE_PATTERN),
         _province_or_404(province)
     code = communes.normalise_code(province) if province else None
     return [h.to_json() for h in fleet(s.store, s.clock(), code)]
+
+
+class EnrolAnswer(BaseModel):
+    device_id: str
+    token: str
+    commune_code: str
+    commune_name: str
+    province_name: str
+    speedtest_url: str
+    target: int | None
+
+
+ENROL_PER_MINUTE = 10  # per client address: 40-bit codes, single use, 7 days, cannot be guessed at this rate
+_ENROL_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["code"], "properties": {"code": {"type": "string", "maxLength": 20}}}}}}}
+
+
+@router.post("/api/v1/enroll", response_model=EnrolAnswer, openapi_extra=_ENROL_BODY, tags=["probe"],
+             responses={code: {"model": Problem} for code in (400, 403, 404, 413, 415, 429)})
+async def post_enroll(request: Request) -> Any:
+    """Redeem a one-time enrolment code for the device's identity and a fresh token (its old one ends)."""
+    s = services(request)
+    body = await read_json(request, 4096, 4096)
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or len(code) > 20:
+        raise HTTPException(400, 'body must be {"code": "XXXX-XXXX"}')
+    now = s.clock()
+    client = (request.client.host if request.client else "?")[:56]
+    if await run_in_threadpool(s.store.devices.count_request, f"enroll:{client}", int(now.timestamp() // 60)) \
+            > ENROL_PER_MINUTE:
+        raise HTTPException(429, f"more than {ENROL_PER_MINUTE} enrolment attempts a minute from {client}",
+                            headers={"Retry-After": "60"})
+    device_id = await run_in_threadpool(s.store.enrolment.redeem, code, now)
+    device = None if device_id is None else await run_in_threadpool(s.store.devices.get, device_id)
+    if device is None:
+        raise HTTPException(404, "this enrolment code is unknown, used already, revoked or expired: ask the "
+                                 "collector staff for a new one (xaprobe-collector device code ID)")
+    if device.revoked_at is not None:
+        raise HTTPException(403, f"device {device.id} was revoked")
+    token = await run_in_threadpool(s.store.devices.rotate, device.id, now, dt.timedelta(0))
+    unit = communes.commune(device.commune_code)
+    return {"device_id": device.id, "token": token, "commune_code": device.commune_code,
+            "commune_name": unit.name if unit else "", "province_name": unit.province_name if unit else "",
+            "speedtest_url": str(request.base_url) + "speedtest/", "target": device.target}

@@ -4,6 +4,7 @@ fleet, target, report. Every number it takes has a range, checked by argparse be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -99,7 +100,9 @@ def cmd_device_add(args) -> int:
         check_collector_url(args.collector_url)
     settings, store = _open(args)
     unit = _commune(args.commune)
-    token = store.devices.add(device_id, args.name, unit.code, args.target, utc_now())
+    now = utc_now()
+    token = store.devices.add(device_id, args.name, unit.code, args.target, now)
+    code, expires = store.enrolment.issue(device_id, now)
     if args.write_config:
         path = Path(args.write_config)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -107,13 +110,49 @@ def cmd_device_add(args) -> int:
             f.write(agent_toml(device_id, token, unit.code, args.collector_url, args.target or settings.target))
         os.chmod(path, 0o600)
     if args.json:
-        print(json.dumps({"id": device_id, "name": args.name, "commune_code": unit.code,
-                          "commune_name": unit.name, "token": token}, ensure_ascii=False))
+        print(json.dumps({"id": device_id, "name": args.name, "commune_code": unit.code, "commune_name": unit.name,
+                          "token": token, "enrolment_code": code, "code_expires_at": expires.isoformat()},
+                         ensure_ascii=False))
     else:
         print(f"Enrolled {device_id} for {unit.name}, {unit.province_name} ({unit.code}).")
-        print(f"Token (shown once, keep it secret): {token}")
+        print(_code_lines(code, expires, settings.timezone))
+        print(f"Token (shown once, keep it secret; for a probe set up from a file): {token}")
         if args.write_config:
             print(f"Probe configuration written to {args.write_config} (mode 0600).")
+    return 0
+
+
+def _code_lines(code: str, expires: dt.datetime, timezone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    until = expires.astimezone(ZoneInfo(timezone)).strftime("%d/%m/%Y %H:%M")
+    return (f"Mã đăng ký / enrolment code: {code} (dùng một lần, đến / single use, until {until})\n"
+            f"On the probe: sudo xaprobe enroll <this collector's https:// address> {code}")
+
+
+def cmd_communes(args) -> int:
+    found = communes.search(args.search, limit=args.limit)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in found], ensure_ascii=False))
+    elif not found:
+        print(f"no commune matches {args.search!r} (try fewer words, e.g. only the commune's name)",
+              file=sys.stderr)
+        return 1
+    for c in found:
+        print(f"{c.code:>6}  {c.name:<30} {c.province_name}")
+    return 0
+
+
+def cmd_device_code(args) -> int:
+    settings, store = _open(args)
+    if store.devices.get(args.device_id) is None:
+        raise UserError(f"no device {args.device_id!r} (see `xaprobe-collector device list`)")
+    if args.revoke:
+        ended = store.enrolment.revoke(args.device_id, utc_now())
+        print(f"{args.device_id}: {ended} open enrolment code(s) revoked")
+        return 0
+    code, expires = store.enrolment.issue(args.device_id, utc_now())
+    print(_code_lines(code, expires, settings.timezone))
     return 0
 
 
@@ -303,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--admin", default="admin", metavar="NAME", help="the first admin's name (default admin)")
     s.set_defaults(func=cmd_init)
 
+    s = sub.add_parser("communes", help="find a commune's code by its name, diacritics optional")
+    s.add_argument("--search", required=True, metavar="TEXT", help='e.g. "cam xuyen" or "Cẩm Xuyên Hà Tĩnh"')
+    s.add_argument("--limit", type=int_range(1, 500), default=20, help="at most this many (default 20)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_communes)
+
     s = sub.add_parser("speedtest-server", help="serve only the speed-test endpoints, with no database")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=PORT, default=8081)
@@ -333,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", type=TARGET, metavar="N")
     s.add_argument("--commune", metavar="CODE", help="the probe was moved: it measures for this commune from now on")
     s.set_defaults(func=cmd_device_set)
+    s = dev.add_parser("code", help="a new one-time enrolment code for a probe (valid 7 days; earlier codes end)")
+    s.add_argument("device_id")
+    s.add_argument("--revoke", action="store_true", help="end the probe's open codes instead")
+    s.set_defaults(func=cmd_device_code)
     s = dev.add_parser("rotate", help="give a probe a new token; the old one stays valid for a while")
     s.add_argument("device_id")
     s.add_argument("--grace-days", type=int_range(0, 3650), default=90)

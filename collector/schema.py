@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from xaprobe.errors import UserError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -93,6 +93,17 @@ sa.Index("measurements_province_month", measurements.c.province_code, measuremen
 sa.Index("measurements_device_seq", measurements.c.device_id, measurements.c.seq)
 sa.Index("measurements_month_commune", measurements.c.month, measurements.c.commune_code)
 
+enrolment_codes = sa.Table(
+    "enrolment_codes", metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+sa.Index("enrolment_codes_device", enrolment_codes.c.device_id)
+
 rate_windows = sa.Table(
     "rate_windows", metadata,
     sa.Column("device_id", sa.String(64), primary_key=True),
@@ -176,6 +187,13 @@ MIGRATIONS: dict[int, list[str]] = {
         # a target below 1 divided every report by zero or worse: back to the default
         "UPDATE devices SET target = NULL WHERE target < 1",
         "DELETE FROM commune_targets WHERE target < 1",
+    ],
+    5: [
+        "CREATE TABLE enrolment_codes (code_hash VARCHAR(64) NOT NULL PRIMARY KEY,"
+        " device_id VARCHAR(64) NOT NULL REFERENCES devices (id), created_at TIMESTAMP WITH TIME ZONE NOT NULL,"
+        " expires_at TIMESTAMP WITH TIME ZONE NOT NULL, used_at TIMESTAMP WITH TIME ZONE,"
+        " revoked_at TIMESTAMP WITH TIME ZONE)",
+        "CREATE INDEX enrolment_codes_device ON enrolment_codes (device_id)",
     ],
 }
 

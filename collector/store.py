@@ -1,6 +1,6 @@
 """The collector's database as its users see it: one engine, and one store per thing it serves
-(`devices`: which probes may talk to it; `admins`: which staff; `samples`: ingest; `stats`: the figures
-reports are made of)."""
+(`devices`: which probes may talk to it; `enrolment`: their one-time codes; `admins`: which staff;
+`samples`: ingest; `stats`: the figures reports are made of)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from xaprobe.collector.admins import AdminStore
 from xaprobe.collector.devices import DeviceStore
+from xaprobe.collector.enrolment import EnrolmentStore
 from xaprobe.collector.samples import SampleStore
 from xaprobe.collector.stats import StatsStore
 
@@ -18,6 +19,7 @@ class CollectorStore:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self.devices = DeviceStore(engine)
+        self.enrolment = EnrolmentStore(engine)
         self.admins = AdminStore(engine)
         self.samples = SampleStore(engine)
         self.stats = StatsStore(engine)

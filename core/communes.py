@@ -12,6 +12,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from xaprobe.slug import slugify
+
 
 @dataclasses.dataclass(frozen=True)
 class Commune:
@@ -99,3 +101,23 @@ def communes_of(province_code: str | int) -> list[Commune]:
 def all_communes() -> list[Commune]:
     """Return every commune of the country in code order."""
     return sorted(_index()[0].values(), key=lambda c: int(c.code))
+
+
+def _folded(text: str) -> str:
+    return slugify(text, limit=200).replace("-", " ")
+
+
+def search(text: str, limit: int = 20) -> list[Commune]:
+    """Communes whose name and province hold each word of text (the last one may be unfinished), diacritics
+    and case ignored ("cam xuyen" finds Xã Cẩm Xuyên); names ending in the whole text first, then by code."""
+    query = _folded(text)
+    words = query.split()
+    if not words:
+        return []
+
+    def matches(c: Commune) -> bool:
+        hay = f"{_folded(c.name)} {_folded(c.province_name)}".split()
+        return all(w in hay for w in words[:-1]) and any(h.startswith(words[-1]) for h in hay)
+
+    found = [c for c in _index()[0].values() if matches(c)]
+    return sorted(found, key=lambda c: (not _folded(c.name).endswith(query), int(c.code)))[:limit]
