@@ -118,7 +118,7 @@ def get_fleet(province: str | None = Query(None, pattern=PROVINCE_PATTERN),
     if province is not None:
         _province_or_404(province)
     code = communes.normalise_code(province) if province else None
-    return [h.to_json() for h in fleet(s.store, s.clock(), code)]
+    return [h.to_json() for h in fleet(s.store, s.clock(), code, s.settings.timezone)]
 
 
 class EnrolAnswer(BaseModel):

@@ -266,8 +266,9 @@ def cmd_report(args) -> int:
 def cmd_fleet(args) -> int:
     from xaprobe.collector.fleet import fleet
 
-    _, store = _open(args)
-    health = fleet(store, utc_now(), communes.normalise_code(args.province) if args.province else None)
+    settings, store = _open(args)
+    health = fleet(store, utc_now(), communes.normalise_code(args.province) if args.province else None,
+                   settings.timezone)
     if args.json:
         print(json.dumps([h.to_json() for h in health], ensure_ascii=False))
         return 0
@@ -275,7 +276,9 @@ def cmd_fleet(args) -> int:
         seen = h.last_seen_at.strftime("%Y-%m-%d %H:%M") if h.last_seen_at else "never"
         print(f"{h.status:<8} {h.id:<24} {h.commune_name:<26} last seen {seen:<16} backlog {h.backlog or 0}"
               + (" DISK FULL" if h.disk_full else "") + (" clock NOT synced" if h.clock_synced is False else "")
-              + (f" id conflicts {h.id_conflicts}" if h.id_conflicts else ""))
+              + (f" id conflicts {h.id_conflicts}" if h.id_conflicts else "")
+              + (f" rejected {h.rejected_this_month} ({h.rejected_why[0]})" if h.rejected_this_month else "")
+              + (f" suspect {h.suspect_this_month}" if h.suspect_this_month else ""))
     return 0
 
 

@@ -11,6 +11,7 @@ from xaprobe import communes
 from xaprobe.collector.devices import Device
 from xaprobe.collector.store import CollectorStore
 from xaprobe.health import LinkHealth
+from xaprobe.months import DEFAULT_TZ, month_of
 
 SILENT_AFTER = dt.timedelta(hours=2)
 STALE_AFTER = dt.timedelta(days=1)
@@ -34,6 +35,9 @@ class DeviceHealth:
     last_error: str | None
     status: str  # ok, silent, stale, revoked
     id_conflicts: int = 0  # items it sent under an id already stored with other content
+    rejected_this_month: int = 0  # items the collector refused (they are not stored)
+    suspect_this_month: int = 0  # samples stored as suspect: kept, not counted
+    rejected_why: tuple[str, ...] = ()  # the last words of each kind of refusal, most frequent first
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (times as ISO 8601) that /api/v1/fleet and `fleet --json` print."""
@@ -53,7 +57,7 @@ def device_status(revoked: bool, last_seen: dt.datetime | None, now: dt.datetime
 
 
 def _health(d: Device, unit: communes.Commune | None, last_sample: dt.datetime | None,
-            now: dt.datetime) -> DeviceHealth:
+            now: dt.datetime, rejected: dict[str, tuple[int, str]], suspect: int) -> DeviceHealth:
     beat = d.heartbeat  # None: no heartbeat yet (or one an older collector kept in another shape)
     return DeviceHealth(
         id=d.id, name=d.name, commune_code=d.commune_code, commune_name=unit.name if unit else "?",
@@ -62,17 +66,22 @@ def _health(d: Device, unit: communes.Commune | None, last_sample: dt.datetime |
         oldest_pending_age_s=beat.oldest_pending_age_s if beat else None,
         clock_synced=beat.clock_synced if beat else None, disk_full=beat.disk_full if beat else False,
         version=beat.version if beat else None, last_error=beat.last_error if beat else None,
-        status=device_status(d.revoked_at is not None, d.last_seen_at, now), id_conflicts=d.id_conflicts)
+        status=device_status(d.revoked_at is not None, d.last_seen_at, now), id_conflicts=d.id_conflicts,
+        rejected_this_month=sum(n for n, _ in rejected.values()), suspect_this_month=suspect,
+        rejected_why=tuple(detail for _, detail in sorted(rejected.values(), key=lambda x: -x[0])))
 
 
-def fleet(store: CollectorStore, now: dt.datetime, province: str | None = None) -> list[DeviceHealth]:
+def fleet(store: CollectorStore, now: dt.datetime, province: str | None = None,
+          timezone: str = DEFAULT_TZ) -> list[DeviceHealth]:
     """Every enrolled device (of one province when given), silent and stale ones first."""
     last_samples = store.stats.last_sample_by_device()
+    month = month_of(now, timezone)
+    rejected, suspect = store.stats.rejection_counts(month), store.stats.suspect_counts(month, by="device_id")
     out = []
     for d in store.devices.all():
         unit = communes.commune(d.commune_code)
         if province is not None and (unit is None or unit.province_code != province):
             continue
-        out.append(_health(d, unit, last_samples.get(d.id), now))
+        out.append(_health(d, unit, last_samples.get(d.id), now, rejected.get(d.id, {}), suspect.get(d.id, 0)))
     order = {"stale": 0, "silent": 1, "revoked": 3, "ok": 2}
     return sorted(out, key=lambda h: (order[h.status], h.id))

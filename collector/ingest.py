@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from xaprobe import communes
 from xaprobe.collector.devices import CommuneHistory, Device
+from xaprobe.collector.plausibility import IMPOSSIBLE, SUSPECT, judge
 from xaprobe.collector.samples import ACCEPTED, CONFLICT, TAKEN
 from xaprobe.collector.schema import measurements
 from xaprobe.collector.settings import CollectorSettings
@@ -23,6 +24,7 @@ from xaprobe.wire import Measurement, from_wire, to_wire
 # what a hostile item can make validation or row building raise: WireError and UnicodeEncodeError are
 # ValueErrors, OverflowError comes from date arithmetic, RecursionError from absurdly nested JSON
 ITEM_ERRORS = (ValueError, OverflowError, RecursionError)
+SUSPECT_STATUS = "suspect"  # a stored status beside ok and failed: kept, shown, never counted
 _LIMITS = {c.name: c.type.length for c in measurements.columns
            if isinstance(c.type, sa.String) and c.type.length is not None}
 
@@ -59,7 +61,7 @@ def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.date
         "access": m.link.access or "", "download_mbps": m.download_mbps, "upload_mbps": m.upload_mbps,
         "latency_ms": m.latency_ms, "jitter_ms": m.jitter_ms, "bytes_down": m.bytes_down,
         "bytes_up": m.bytes_up, "clock_suspect": clock_suspect, "loaded_latency_ms": m.loaded_latency_ms,
-        "capped": m.capped, "body": body,
+        "capped": m.capped, "body": body, "flag": None,
     }
     for name, limit in _LIMITS.items():  # PostgreSQL would refuse the whole batch for one long value
         if isinstance(row[name], str) and len(row[name]) > limit:
@@ -87,12 +89,18 @@ def _judge(item: Any, device: Device, history: CommuneHistory, now: dt.datetime,
     if m.device_id != device.id:
         raise WireError("device_id", f"{m.device_id!r} is not the device this token belongs to")
     commune = _commune(m, device, history)
+    verdict, why = judge(m, settings.plausibility)
+    if verdict == IMPOSSIBLE:
+        raise WireError("item", f"implausible: {why}")
     suspect = batch_clock_off or m.started_at > now + dt.timedelta(seconds=settings.clock_tolerance_s)
     # kept as validated (control characters gone), newer probes' extra fields included; one with a lone
     # surrogate in a field this collector does not know cannot be UTF-8 and is refused here
     body = json.dumps(to_wire(m), ensure_ascii=False)
     body.encode("utf-8")
-    return _row(m, device, commune, now, settings, suspect, body)
+    row = _row(m, device, commune, now, settings, suspect, body)
+    if verdict == SUSPECT:  # stored and seen, but not counted: reports leave it out of samples and medians
+        row.update(status=SUSPECT_STATUS, flag=why[:300])
+    return row
 
 
 def _reason(error: BaseException) -> str:
@@ -139,6 +147,8 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
                 result.update(status="rejected", reason="id: already stored for another device")
             else:
                 result["status"] = "accepted" if kind == ACCEPTED else "duplicate"
+    refused = [r["reason"] for r in results if r["status"] == "rejected" and r["reason"]]
+    store.samples.count_rejections(device.id, month_of(now, settings.timezone), refused)
     kinds = list(outcome.values())
     return Batch(results, repeats + kinds.count(CONFLICT), kinds.count(TAKEN))
 

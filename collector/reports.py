@@ -60,6 +60,7 @@ class CommuneMonth:
     projected: int
     status: str
     operators: dict[str, OperatorMonth]
+    suspect: int = 0  # samples the plausibility gate stored as suspect: not in samples nor medians
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _operator_month(rows: list[Any], threshold: float) -> OperatorMonth:
     ok = [r for r in rows if r.status == "ok"]
     downloads = [r.download_mbps for r in ok if r.download_mbps is not None]
     return OperatorMonth(
-        samples=len(ok), failed=len(rows) - len(ok),
+        samples=len(ok), failed=sum(1 for r in rows if r.status == "failed"),  # a suspect sample is neither
         download_mbps=Spread.of(downloads),
         upload_mbps=Spread.of([r.upload_mbps for r in ok if r.upload_mbps is not None]),
         latency_ms=Spread.of([r.latency_ms for r in ok if r.latency_ms is not None]),
@@ -192,6 +193,7 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         by_scope[row.scope][row.operator] = _from_stat(row)
     share = elapsed_share(month, settings.timezone, now)
     targets = store.devices.commune_targets()
+    suspect = store.stats.suspect_counts(month)
     out = []
     for unit in units:
         operators = dict(sorted(by_scope.get(unit.code, {}).items()))
@@ -201,7 +203,8 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         projected = samples if share >= 1 else (round(samples / share) if share > 0 else 0)
         status = "no_data" if samples + failed == 0 else ("on_track" if projected >= target else "behind")
         out.append(CommuneMonth(unit.code, unit.name, samples, failed, target,
-                                round(100 * samples / target, 1), projected, status, operators))
+                                round(100 * samples / target, 1), projected, status, operators,
+                                suspect.get(unit.code, 0)))
     if only_commune is not None:
         operators = out[0].operators if out else {}
     else:

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from xaprobe.collector.db import upsert
-from xaprobe.collector.schema import devices, measurements, stale_months
+from xaprobe.collector.schema import devices, measurements, rejections, stale_months
 from xaprobe.collector.scope import province_scope
 
 ACCEPTED, DUPLICATE, CONFLICT, TAKEN = "accepted", "duplicate", "conflict", "taken"
@@ -46,6 +46,25 @@ class SampleStore:
             if touched:
                 self._mark_stale(conn, touched)
         return outcome
+
+    def count_rejections(self, device_id: str, month: str, reasons: list[str]) -> None:
+        """Count the device's refused items of this batch by reason ("field: problem" -> field)."""
+        if not reasons:
+            return
+        by_kind: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for reason in reasons:
+            kind = (reason.split(":", 1)[0] or "item")[:64]
+            counts[kind] = counts.get(kind, 0) + 1
+            by_kind[kind] = reason[:300]
+        statement = upsert(self.engine, rejections)
+        statement = statement.on_conflict_do_update(
+            index_elements=["device_id", "month", "reason"],
+            set_={"count": rejections.c.count + statement.excluded.count,
+                  "last_detail": statement.excluded.last_detail})
+        with self.engine.begin() as conn:
+            conn.execute(statement, [{"device_id": device_id, "month": month, "reason": kind, "count": n,
+                                      "last_detail": by_kind[kind]} for kind, n in sorted(counts.items())])
 
     def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]], device_id: str) -> dict[str, str]:
         statement = upsert(self.engine, measurements).on_conflict_do_nothing(index_elements=["id"]) \

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from xaprobe.errors import UserError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -87,11 +87,23 @@ measurements = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("loaded_latency_ms", sa.Float, nullable=True),
     sa.Column("capped", sa.Boolean, nullable=False, server_default=sa.false()),
+    # why the plausibility gate stored this sample as status "suspect" (None for every other)
+    sa.Column("flag", sa.String(300), nullable=True),
 )
 sa.Index("measurements_province_month", measurements.c.province_code, measurements.c.month,
          measurements.c.commune_code)
 sa.Index("measurements_device_seq", measurements.c.device_id, measurements.c.seq)
 sa.Index("measurements_month_commune", measurements.c.month, measurements.c.commune_code)
+
+# items the ingest refused, per device and local month of arrival, by the field (or gate) that refused them
+rejections = sa.Table(
+    "rejections", metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("reason", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("last_detail", sa.String(300), nullable=False),
+)
 
 enrolment_codes = sa.Table(
     "enrolment_codes", metadata,
@@ -194,6 +206,12 @@ MIGRATIONS: dict[int, list[str]] = {
         " expires_at TIMESTAMP WITH TIME ZONE NOT NULL, used_at TIMESTAMP WITH TIME ZONE,"
         " revoked_at TIMESTAMP WITH TIME ZONE)",
         "CREATE INDEX enrolment_codes_device ON enrolment_codes (device_id)",
+    ],
+    6: [
+        "ALTER TABLE measurements ADD COLUMN flag VARCHAR(300)",
+        "CREATE TABLE rejections (device_id VARCHAR(64) NOT NULL, month VARCHAR(7) NOT NULL,"
+        " reason VARCHAR(64) NOT NULL, count INTEGER NOT NULL, last_detail VARCHAR(300) NOT NULL,"
+        " PRIMARY KEY (device_id, month, reason))",
     ],
 }
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
+from xaprobe.collector.plausibility import AccessBounds, Plausibility
 from xaprobe.collector.speedtest_app import SpeedtestLimits
 from xaprobe.errors import ConfigError, UserError
 from xaprobe.health import MAX_TARGET
@@ -68,6 +69,7 @@ class CollectorSettings:
     language: str = "vi"
     refresh_every_s: float = 60.0
     speedtest: SpeedtestLimits = SpeedtestLimits()
+    plausibility: Plausibility = Plausibility()
 
 
 def _speedtest(r: TableReader, default: SpeedtestLimits) -> SpeedtestLimits:
@@ -76,6 +78,24 @@ def _speedtest(r: TableReader, default: SpeedtestLimits) -> SpeedtestLimits:
         max_chunks=r.integer("max_chunks", default.max_chunks, high=1024),
         max_upload_mib=r.integer("max_upload_mib", default.max_upload_mib, high=4096),
         tests_per_client=r.integer("tests_per_client", default.tests_per_client, high=10_000))
+
+
+def _plausibility(r: TableReader, default: Plausibility) -> Plausibility:
+    """The [plausibility] table: [plausibility.cellular] (wifi, ethernet, other) bounds and min_duration_s."""
+    def bounds(t: TableReader, d: AccessBounds) -> AccessBounds:
+        b = AccessBounds(max_mbps=t.number("max_mbps", d.max_mbps, low=1.0, high=1e7),
+                         suspect_mbps=t.number("suspect_mbps", d.suspect_mbps, low=1.0, high=1e7),
+                         min_latency_ms=t.number("min_latency_ms", d.min_latency_ms, high=1e4),
+                         suspect_latency_ms=t.number("suspect_latency_ms", d.suspect_latency_ms, high=1e4))
+        t.reject_unknown()
+        return b
+    access = {name: bounds(r.sub(name), default.access.get(name, default.other))
+              for name in ("cellular", "wifi", "ethernet")}
+    other = bounds(r.sub("other"), default.other)
+    result = Plausibility(access=access, other=other,
+                          min_duration_s=r.number("min_duration_s", default.min_duration_s, high=3600.0))
+    r.reject_unknown()
+    return result
 
 
 def _timezone_problem(name: str) -> str | None:
@@ -114,6 +134,7 @@ def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSett
             language=r.choice("language", ("vi", "en"), settings.language),
             refresh_every_s=r.number("refresh_every_s", settings.refresh_every_s, low=1.0, high=86_400.0),
             speedtest=_speedtest(speedtest, settings.speedtest),
+            plausibility=_plausibility(r.sub("plausibility"), settings.plausibility),
         )
         speedtest.reject_unknown()
         r.reject_unknown()

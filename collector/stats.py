@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from xaprobe.collector.db import aware
-from xaprobe.collector.schema import STAT_COLUMNS, measurements, month_stats, stale_months
+from xaprobe.collector.schema import STAT_COLUMNS, measurements, month_stats, rejections, stale_months
 from xaprobe.collector.scope import province_scope
 
 
@@ -24,7 +24,7 @@ def _figures(scope: Any, threshold: float) -> list[Any]:
     ok = c.status == "ok"
     downloads = sa.func.count(c.download_mbps).filter(ok)
     return [scope.label("scope"), c.operator, sa.func.count().filter(ok).label("samples"),
-            sa.func.count().filter(c.status != "ok").label("failed"),
+            sa.func.count().filter(c.status == "failed").label("failed"),
             _percentiles(c.download_mbps, ok).label("down"), _percentiles(c.upload_mbps, ok).label("up"),
             _percentiles(c.latency_ms, ok).label("lat"),
             (sa.cast(sa.func.count().filter(ok & (c.download_mbps >= threshold)), sa.Float)
@@ -160,3 +160,21 @@ class StatsStore:
             query = query.where(measurements.c[column] == value)
         with self.engine.connect() as conn:
             return conn.execute(query).scalar_one()
+
+    def suspect_counts(self, month: str, by: str = "commune_code") -> dict[str, int]:
+        """Samples stored as suspect in the month, per commune (or per device_id)."""
+        c = measurements.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(c[by], sa.func.count()).where((c.month == month) & (c.status == "suspect"))
+                                .group_by(c[by]))
+            return {r[0]: int(r[1]) for r in rows}
+
+    def rejection_counts(self, month: str) -> dict[str, dict[str, tuple[int, str]]]:
+        """Items refused in the month, per device: reason -> (count, the last refusal's words)."""
+        out: dict[str, dict[str, tuple[int, str]]] = {}
+        with self.engine.connect() as conn:
+            c = rejections.c
+            for device, reason, count, detail in conn.execute(
+                    sa.select(c.device_id, c.reason, c["count"], c.last_detail).where(c.month == month)):
+                out.setdefault(device, {})[reason] = (int(count), detail)
+        return out

@@ -148,7 +148,8 @@ def store(tmp_path):
 
 
 def make_measurement(**overrides):
-    """A plausible successful Measurement; override any field."""
+    """A plausible successful Measurement; override any field. A rate given without its bytes gets the bytes
+    of 10 s at that rate, so the sample's figures still agree (core/plausibility.py)."""
     from xaprobe.wire import Link, Measurement, Server, new_id
 
     base = dict(id=new_id(), started_at=dt.datetime.now(dt.timezone.utc), engine="http", status="ok",
@@ -157,6 +158,9 @@ def make_measurement(**overrides):
                 download_mbps=42.5, upload_mbps=12.25, latency_ms=31.0, jitter_ms=2.5, bytes_down=50_000_000,
                 bytes_up=15_000_000, duration_s=21.5, agent_version="0.1.0")
     base.update(overrides)
+    for rate, moved in (("download_mbps", "bytes_down"), ("upload_mbps", "bytes_up")):
+        if rate in overrides and moved not in overrides and overrides[rate]:
+            base[moved] = int(overrides[rate] * 1e6 / 8 * 10)
     return Measurement(**base)
 
 

@@ -93,9 +93,9 @@ def test_an_id_stored_for_another_device_is_rejected_and_conflicts_are_counted(c
     assert statuses(post(collector, a, [first])) == [("accepted", None)]
     stolen = dict(item("devb"), id=first["id"])
     assert statuses(post(collector, b, [stolen])) == [("rejected", "id: already stored for another device")]
-    changed = dict(first, download_mbps=1.0)
+    changed = dict(first, latency_ms=35.0)  # other content, still plausible
     again = item("deva")
-    answer = statuses(post(collector, a, [first, changed, again, dict(again, upload_mbps=0.5)]))
+    answer = statuses(post(collector, a, [first, changed, again, dict(again, jitter_ms=3.0)]))
     assert answer == [("duplicate", None), ("duplicate", None), ("accepted", None), ("duplicate", None)]
     assert stored(collector)[first["id"]] == ("deva", CAM_XUYEN)
     metrics = requests.get(collector.base + "/metrics", timeout=10).text
