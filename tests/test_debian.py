@@ -154,7 +154,7 @@ def test_packages_install_offline_and_services_start_after_enrolment(container, 
     modes = box.run("stat -c '%n %a %U' /etc/xaprobe/agent.toml /etc/xaprobe/token").stdout.split("\n")
     assert modes[:2] == ["/etc/xaprobe/agent.toml 644 root", "/etc/xaprobe/token 600 root"]
     assert "xap_" not in box.run("cat /etc/xaprobe/agent.toml").stdout
-    check = box.run("xaprobe config check")
+    check = box.run("xaprobe --lang en config check")
     assert "the service can read everything it needs (token from token_credential /etc/xaprobe/token" in check.stdout
     box.run("systemctl restart xaprobe-agent")
     for unit in UNITS:
@@ -175,12 +175,15 @@ def test_agent_runs_as_its_dynamic_user_with_its_credential(container):
 
 def test_probe_measures_against_the_collector_uploads_and_shows_it(container):
     box = container
-    measured = box.run("xaprobe measure --duration 1").stdout
+    measured = box.run("xaprobe --lang en measure --duration 1").stdout
     assert measured.startswith("#1 main: down ")
-    assert box.run("xaprobe upload").stdout.startswith("accepted 1, duplicate 0, rejected 0; 0 still pending")
-    status = box.run("xaprobe status").stdout
-    assert "device ubnd-xa-cam-xuyen · commune 18673" in status and "main: 1 samples" in status
-    assert "uploads: 0 pending, 1 uploaded" in status
+    uploaded = box.run("xaprobe --lang en upload").stdout
+    assert uploaded.startswith("accepted 1, duplicate 0, rejected 0; 0 still pending")
+    status = json.loads(box.run("xaprobe status --json").stdout)
+    assert (status["device_id"], status["commune_code"]) == ("ubnd-xa-cam-xuyen", "18673")
+    assert (status["links"][0]["name"], status["links"][0]["samples"]) == ("main", 1)
+    assert (status["pending"], status["uploaded"]) == (0, 1)
+    assert "mẫu" in box.run("xaprobe status").stdout  # no LANG in the container: the officer reads Vietnamese
     report = json.loads(box.run("xaprobe-collector report --format json").stdout)
     assert [c["samples"] for c in report["communes"] if c["code"] == "18673"] == [1]
 
@@ -223,7 +226,8 @@ def test_upgrade_keeps_config_and_data(container, next_debs):
     assert box.run("md5sum /etc/xaprobe/agent.toml /etc/xaprobe/token /etc/xaprobe/collector.toml").stdout == before
     for unit in UNITS:
         assert box.run(f"systemctl is-active {unit}").stdout.strip() == "active"
-    assert "uploads: 0 pending, 1 uploaded" in box.run("xaprobe status").stdout
+    kept_status = json.loads(box.run("xaprobe status --json").stdout)
+    assert (kept_status["pending"], kept_status["uploaded"]) == (0, 1)
     assert "ubnd-xa-cam-xuyen" in box.run("xaprobe-collector device list").stdout
 
 
