@@ -299,7 +299,8 @@ def cmd_run(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaprobe", description=_("xaprobe: a speed-test probe for a commune."))
-    p.add_argument("--version", action="version", version=f"xaprobe {__version__}")
+    p.add_argument("--version", action="version", version=f"xaprobe {__version__}",
+                   help=_("show program's version number and exit"))  # argparse 3.11 leaves this one untranslated
     p.add_argument("--lang", choices=i18n.LANGUAGES, help=_("the language to speak (default from LANG: Vietnamese "
                                                               "unless it asks for English)"))
     p.add_argument("--config", metavar="PATH", help=_("agent.toml (default {path})").format(path=default_config_path()))
