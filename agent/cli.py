@@ -27,17 +27,19 @@ from xaprobe.i18n import _
 from xaprobe.wire import Location, to_wire
 
 
-def resolve_config(args, required: bool, hint: str = "give --config PATH") -> AgentConfig:
+def resolve_config(args, required: bool, hint: str | None = None) -> AgentConfig:
     """Load --config, else the default file if present; else built-in defaults (or an error if required)."""
+    hint = hint or _("give --config PATH")
     if args.config:
         config = load_config(Path(args.config))
     elif default_config_path().exists():
         config = load_config(default_config_path())
     elif required:
-        raise UserError(f"no configuration: {default_config_path()} does not exist ({hint})")
+        raise UserError(_("no configuration: {path} does not exist ({hint})").format(path=default_config_path(),
+                                                                                    hint=hint))
     else:
-        print(f"xaprobe: warning: no config file ({default_config_path()} does not exist): device fields "
-              "stay empty and nothing is uploaded", file=sys.stderr)
+        print(_("xaprobe: warning: no config file ({path} does not exist): device fields stay empty and nothing "
+                "is uploaded").format(path=default_config_path()), file=sys.stderr)
         config = AgentConfig()
     if args.store:
         config = dataclasses.replace(config, store=Path(args.store))
@@ -61,7 +63,8 @@ def _overridden(config: AgentConfig, engine: str, args) -> Any:
         value = getattr(args, option)
         if value is not None:
             if name not in names:
-                raise UserError(f"--{option}: the {engine} engine has no {name} setting")
+                raise UserError(_("--{option}: the {engine} engine has no {name} setting").format(
+                    option=option, engine=engine, name=name))
             changes[name] = value
     return dataclasses.replace(settings, **changes)
 
@@ -81,9 +84,10 @@ def _measurement_text(args) -> dict[str, str]:
         if value is not None:
             try:
                 out[option] = check_text(value, f"--{option}", limit)
-            except WireError as e:
-                raise UserError(str(e).replace("a lone surrogate (not Unicode text)",
-                                               "bytes that are not UTF-8 text")) from None
+            except WireError as e:  # argv holds no NUL and only strings: too long, or not UTF-8
+                problem = _("contains bytes that are not UTF-8 text") if "surrogate" in e.problem \
+                    else _("longer than {limit} characters").format(limit=limit)
+                raise UserError(f"--{option}: {problem}") from None
     return out
 
 
@@ -96,12 +100,12 @@ def cmd_measure(args) -> int:
     config = dataclasses.replace(config, engines={**config.engines, engine: _overridden(config, engine, args)})
     links = config.links if not args.link else tuple(link for link in config.links if link.name == args.link)
     if not links:
-        raise UserError(f"--link: no link named {args.link!r} in {config.source} "
-                        f"(links: {', '.join(link.name for link in config.links)})")
+        raise UserError(_("--link: no link named {name!r} in {source} (links: {links})").format(
+            name=args.link, source=config.source, links=", ".join(link.name for link in config.links)))
     location = None
     if args.place or args.lat is not None or args.lon is not None:
         if (args.lat is None) != (args.lon is None):
-            raise UserError("--lat and --lon go together")
+            raise UserError(_("--lat and --lon go together"))
         location = Location(place=args.place or "", lat=args.lat, lon=args.lon)
     store = Store.open(config.store)
     cap = int(args.cap_mb * 1_000_000) if args.cap_mb else 0
@@ -127,9 +131,10 @@ def cmd_config_check(args) -> int:
                      "links": [link.name for link in config.links], "warnings": warnings,
                      "service_problems": service})
     else:
-        print(f"{path}: ok ({len(config.links)} link(s): {', '.join(link.name for link in config.links)})")
+        print(_("{path}: ok ({n} link(s): {links})").format(path=path, n=len(config.links),
+                                                          links=", ".join(link.name for link in config.links)))
         for warning in warnings:
-            print(f"{path}: warning: {warning}", file=sys.stderr)
+            print(_("{path}: warning: {warning}").format(path=path, warning=warning), file=sys.stderr)
         _print_service_check(path, config, service)
     return 1 if service else 0
 
@@ -139,10 +144,12 @@ def _print_service_check(path: Path, config: AgentConfig, problems: list[str] | 
     if problems is None:
         return
     for problem in problems:
-        print(f"{path}: service: {problem}", file=sys.stderr)
+        print(_("{path}: service: {problem}").format(path=path, problem=problem), file=sys.stderr)
     if not problems:
-        token = f"token from {config.token_key} {config.token_from}" if config.token_from else "no token"
-        print(f"{path}: the service can read everything it needs ({token}; store {config.store})")
+        token = _("token from {key} {path}").format(key=config.token_key, path=config.token_from) \
+            if config.token_from else _("no token")
+        print(_("{path}: the service can read everything it needs ({token}; store {store})").format(
+            path=path, token=token, store=config.store))
 
 
 def cmd_config_install(args) -> int:
@@ -150,9 +157,9 @@ def cmd_config_install(args) -> int:
 
     target = Path(args.config or default_config_path())
     config = install_config(Path(args.path), target)
-    print(f"installed {target} (mode 0644) and its token in {config.token_from} (mode 0600, given to the "
-          f"service as the systemd credential \"token\")")
-    print("start the probe with: systemctl restart xaprobe-agent")
+    print(_("installed {path} (mode 0644) and its token in {token} (mode 0600, given to the service as the "
+            "systemd credential \"token\")").format(path=target, token=config.token_from))
+    print(_("start the probe with: systemctl restart xaprobe-agent"))
     return 0
 
 
@@ -209,7 +216,7 @@ def cmd_upload(args) -> int:
 
     config = resolve_config(args, required=True)
     if not config.collector_url:
-        raise UserError(f"{config.source}: collector_url: required to upload")
+        raise UserError(_("{source}: collector_url: required to upload").format(source=config.source))
     store = Store.open(config.store)
     with requests.Session() as session:
         outcome = upload_pending(store, session, Destination(config.collector_url, config.token,
@@ -218,18 +225,19 @@ def cmd_upload(args) -> int:
     if args.json:
         _print_json({**dataclasses.asdict(outcome), "pending": left})
     else:
-        print(f"accepted {outcome.accepted}, duplicate {outcome.duplicate}, rejected {outcome.rejected}; "
-              f"{left} still pending" + (f"; error: {outcome.error}" if outcome.error else ""))
+        print(_("accepted {accepted}, duplicate {duplicate}, rejected {rejected}; {left} still pending").format(
+            accepted=outcome.accepted, duplicate=outcome.duplicate, rejected=outcome.rejected, left=left)
+              + ("; " + _("error: {error}").format(error=outcome.error) if outcome.error else ""))
     return 0 if left == 0 else 1
 
 
 def cmd_status(args) -> int:
-    config = resolve_config(args, required=True, hint="enrol this probe first, or give --config PATH")
+    config = resolve_config(args, required=True, hint=_("enrol this probe first, or give --config PATH"))
     if config.store.exists():
         store = Store.open(config.store)
     else:  # nothing has run yet: show the plan without creating any file
-        print(f"xaprobe: no tests stored yet ({config.store} does not exist: is the xaprobe-agent service "
-              "running?)", file=sys.stderr)
+        print(_("xaprobe: no tests stored yet ({path} does not exist: is the xaprobe-agent service running?)").format(
+            path=config.store), file=sys.stderr)
         store = Store.open(":memory:")
     status = probe_status(config, store)
     if args.json:
@@ -290,35 +298,37 @@ def cmd_run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xaprobe", description="xaprobe: a speed-test probe for a commune.")
-    p.add_argument("--version", action="version", version=f"xaprobe {__version__}")
+    p = argparse.ArgumentParser(prog="xaprobe", description=_("xaprobe: a speed-test probe for a commune."))
+    p.add_argument("--version", action="version", version=f"xaprobe {__version__}",
+                   help=_("show program's version number and exit"))  # argparse 3.11 leaves this one untranslated
     p.add_argument("--lang", choices=i18n.LANGUAGES, help=_("the language to speak (default from LANG: Vietnamese "
                                                               "unless it asks for English)"))
-    p.add_argument("--config", metavar="PATH", help=f"agent.toml (default {default_config_path()})")
-    p.add_argument("--store", metavar="PATH", help="the probe's SQLite file (default from the config)")
+    p.add_argument("--config", metavar="PATH", help=_("agent.toml (default {path})").format(path=default_config_path()))
+    p.add_argument("--store", metavar="PATH", help=_("the probe's SQLite file (default from the config)"))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    as_json = _("print JSON instead of text")
 
-    s = sub.add_parser("demo", help="a collector and a probe on this machine, end to end, on loopback")
-    s.add_argument("--measurements", type=int, default=5, metavar="N")
-    s.add_argument("--duration", type=float, default=2.0, metavar="S", help="seconds per direction (default 2)")
-    s.add_argument("--keep-running", action="store_true", help="keep the collector up until Ctrl-C")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("demo", help=_("a collector and a probe on this machine, end to end, on loopback"))
+    s.add_argument("--measurements", type=int, default=5, metavar="N", help=_("tests to run (default 5)"))
+    s.add_argument("--duration", type=float, default=2.0, metavar="S", help=_("seconds per direction (default 2)"))
+    s.add_argument("--keep-running", action="store_true", help=_("keep the collector up until Ctrl-C"))
+    s.add_argument("--json", action="store_true", help=as_json)
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("measure", help="run one test now on each link (or --link) and store it")
-    s.add_argument("--engine", choices=engine_names(), help="default from the config")
-    s.add_argument("--server", metavar="URL", help="test server (default from the config)")
-    s.add_argument("--link", metavar="NAME")
-    s.add_argument("--duration", type=float, metavar="S", help="seconds per direction (engines with duration_s)")
-    s.add_argument("--streams", type=int, metavar="N", help="parallel streams (engines with streams)")
-    s.add_argument("--cap-mb", type=float, metavar="MB", help="at most this many MB per direction")
-    s.add_argument("--place", metavar="TEXT", help="where the test is made (field mode)")
-    s.add_argument("--lat", type=float)
-    s.add_argument("--lon", type=float)
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("measure", help=_("run one test now on each link (or --link) and store it"))
+    s.add_argument("--engine", choices=engine_names(), help=_("default from the config"))
+    s.add_argument("--server", metavar="URL", help=_("test server (default from the config)"))
+    s.add_argument("--link", metavar="NAME", help=_("only the link of this name"))
+    s.add_argument("--duration", type=float, metavar="S", help=_("seconds per direction (engines with duration_s)"))
+    s.add_argument("--streams", type=int, metavar="N", help=_("parallel streams (engines with streams)"))
+    s.add_argument("--cap-mb", type=float, metavar="MB", help=_("at most this many MB per direction"))
+    s.add_argument("--place", metavar="TEXT", help=_("where the test is made (field mode)"))
+    s.add_argument("--lat", type=float, help=_("latitude of the place (with --lon)"))
+    s.add_argument("--lon", type=float, help=_("longitude of the place (with --lat)"))
+    s.add_argument("--json", action="store_true", help=as_json)
     s.set_defaults(func=cmd_measure)
 
-    s = sub.add_parser("run", help="the long-running probe: planner, tests, uploads, heartbeats")
+    s = sub.add_parser("run", help=_("the long-running probe: planner, tests, uploads, heartbeats"))
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("enroll", help=_("set this probe up from the one-time code the collector staff sent: "
@@ -332,35 +342,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-start", action="store_true", help=_("write the configuration but do not start the service"))
     s.set_defaults(func=cmd_enroll)
 
-    s = sub.add_parser("doctor", help="check everything that decides whether samples will flow, and say what "
-                                      "to fix; exit 0 only when they will")
-    s.add_argument("--json", action="store_true", help="print the checks as JSON")
+    s = sub.add_parser("doctor", help=_("check everything that decides whether samples will flow, and say what "
+                                        "to fix; exit 0 only when they will"))
+    s.add_argument("--json", action="store_true", help=_("print the checks as JSON"))
     s.set_defaults(func=cmd_doctor)
 
-    s = sub.add_parser("upload", help="send everything pending now; exit 0 when nothing is left")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("upload", help=_("send everything pending now; exit 0 when nothing is left"))
+    s.add_argument("--json", action="store_true", help=as_json)
     s.set_defaults(func=cmd_upload)
 
-    s = sub.add_parser("status", help="this month's samples per link, backlog, last upload")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("status", help=_("this month's samples per link, backlog, last upload"))
+    s.add_argument("--json", action="store_true", help=as_json)
     s.set_defaults(func=cmd_status)
 
-    s = sub.add_parser("export", help="write every stored measurement as CSV or JSON lines")
-    s.add_argument("--format", choices=("csv", "json"), default="csv")
-    s.add_argument("--output", metavar="PATH")
+    s = sub.add_parser("export", help=_("write every stored measurement as CSV or JSON lines"))
+    s.add_argument("--format", choices=("csv", "json"), default="csv", help=_("csv (default) or json"))
+    s.add_argument("--output", metavar="PATH", help=_("the file to write (default: the screen)"))
     s.set_defaults(func=cmd_export)
 
-    cfg = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True,
-                                                                       metavar="ACTION")
-    s = cfg.add_parser("check", help="check a config file and name every problem")
-    s.add_argument("path", nargs="?")
-    s.add_argument("--json", action="store_true")
+    cfg = sub.add_parser("config", help=_("configuration")).add_subparsers(dest="config_command", required=True,
+                                                                          metavar="ACTION")
+    s = cfg.add_parser("check", help=_("check a config file and name every problem"))
+    s.add_argument("path", nargs="?", help=_("the file to check (default: --config, else {path})").format(
+        path=default_config_path()))
+    s.add_argument("--json", action="store_true", help=as_json)
     s.set_defaults(func=cmd_config_check)
-    s = cfg.add_parser("install", help="install the file the collector's staff gave as the service's agent.toml, "
-                       "its token in a root-only file beside it")
-    s.add_argument("path", metavar="FILE")
+    s = cfg.add_parser("install", help=_("install the file the collector's staff gave as the service's agent.toml, "
+                                         "its token in a root-only file beside it"))
+    s.add_argument("path", metavar="FILE", help=_("the agent.toml the collector's staff gave"))
     s.set_defaults(func=cmd_config_install)
-    s = cfg.add_parser("sample", help="print a commented agent.toml with every key, its help and its default")
+    s = cfg.add_parser("sample", help=_("print a commented agent.toml with every key, its help and its default"))
     s.set_defaults(func=cmd_config_sample)
     return p
 

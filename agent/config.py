@@ -15,6 +15,7 @@ from xaprobe import communes, operators
 from xaprobe.agent.engines import engine_names, settings_class
 from xaprobe.agent.paths import default_store_path
 from xaprobe.errors import ConfigError
+from xaprobe.i18n import _
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
 from xaprobe.tomlcheck import TableReader
@@ -104,15 +105,15 @@ def load_config(path: Path) -> AgentConfig:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found (give another with --config PATH)"]) from None
+        raise ConfigError(str(path), [_("file not found (give another with --config PATH)")]) from None
     except OSError as e:
-        raise ConfigError(str(path), [f"cannot read it: {e.strerror}"]) from None
+        raise ConfigError(str(path), [_("cannot read it: {error}").format(error=e.strerror)]) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise ConfigError(str(path), [f"not UTF-8 text (byte {e.start})"]) from None
+        raise ConfigError(str(path), [_("not UTF-8 text (byte {n})").format(n=e.start)]) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), [f"not valid TOML: {e}"]) from None
+        raise ConfigError(str(path), [_("not valid TOML: {error}").format(error=e)]) from None
     return parse_config(data, str(path), base_dir=path.parent)
 
 
@@ -127,10 +128,10 @@ def _read_token(r: TableReader, key: str, path: Path) -> str:
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as e:
-        r.fail(key, f"cannot read {path}: {e.strerror}")
+        r.fail(key, _("cannot read {path}: {error}").format(path=path, error=e.strerror))
         return ""
     if not token:
-        r.fail(key, f"{path} is empty")
+        r.fail(key, _("{path} is empty").format(path=path))
     return token
 
 
@@ -139,11 +140,13 @@ def _token(r: TableReader, base_dir: Path, source: Path | None) -> tuple[Secret,
     given = {key: r.text(key) for key in ("token", "token_file", "token_credential")}
     keys = [key for key, value in given.items() if value]
     if len(keys) > 1:
-        r.fail(keys[0], f"give one of token, token_file, token_credential, not {' and '.join(keys)}")
+        r.fail(keys[0], _("give one of token, token_file, token_credential, not {keys}").format(
+            keys=_(" and ").join(keys)))
     if given["token_credential"]:
         name = given["token_credential"]
         if "/" in name or name in (".", ".."):
-            r.fail("token_credential", f'must be a credential name (as in LoadCredential=NAME:PATH), got "{name}"')
+            r.fail("token_credential", _('must be a credential name (as in LoadCredential=NAME:PATH), got "{name}"')
+                   .format(name=name))
             return Secret(""), None, "token_credential"
         path = credential_path(name, base_dir)
         return Secret(_read_token(r, "token_credential", path)), path, "token_credential"
@@ -165,8 +168,8 @@ def token_warnings(config: AgentConfig) -> list[str]:
         return []
     if not mode & 0o044:
         return []
-    return [f"{config.token_key}: {path} holds the device token and other users can read it (mode {mode:04o}); "
-            f"run: chmod 600 {path}"]
+    return [f"{config.token_key}: " + _("{path} holds the device token and other users can read it (mode {mode:04o}); "
+                                        "run: chmod 600 {path}").format(path=path, mode=mode)]
 
 
 def _others_can_read(path: Path) -> bool:
@@ -190,13 +193,15 @@ def service_problems(config: AgentConfig) -> list[str]:
     problems = []
     source = Path(config.source)
     if not _others_can_read(source):
-        problems.append(f"the service runs as its own user and cannot read {source}: keep the token out of it "
-                        f'(token_credential = "token") and run: chmod 644 {source}')
+        problems.append(_("the service runs as its own user and cannot read {path}: keep the token out of it "
+                          '(token_credential = "token") and run: chmod 644 {path}').format(path=source))
     if config.token_key == "token_file" and config.token_from and not _others_can_read(config.token_from):
-        problems.append(f'token_file: the service cannot read {config.token_from}; use token_credential = "token" '
-                        "instead (the unit loads /etc/xaprobe/token as root and hands it to the service)")
+        problems.append("token_file: " + _('the service cannot read {path}; use token_credential = "token" instead '
+                                           "(the unit loads /etc/xaprobe/token as root and hands it to the service)")
+                        .format(path=config.token_from))
     if not config.store.is_relative_to(SERVICE_STATE):
-        problems.append(f"store: the service can only write under {SERVICE_STATE}, not {config.store}")
+        problems.append("store: " + _("the service can only write under {folder}, not {path}").format(
+            folder=SERVICE_STATE, path=config.store))
     return problems
 
 
@@ -206,7 +211,8 @@ def _links(r: TableReader, target: int) -> tuple[LinkConfig, ...]:
     names = [link.name for link in links]
     for i, name in enumerate(names):
         if name and names.index(name) != i:
-            r.fail(f"links[{i}].name", f'"{name}" is used by links[{names.index(name)}] too')
+            r.fail(f"links[{i}].name", _('"{name}" is used by {other} too').format(
+                name=name, other=f"links[{names.index(name)}]"))
     return links or (LinkConfig(name="default", target=target),)
 
 
@@ -214,12 +220,13 @@ def _operator(t: TableReader, link: LinkConfig) -> LinkConfig:
     """The link with its operator's canonical name; an unknown operator, or none on a cellular link, is a problem."""
     if not link.operator.strip():
         if link.access == "cellular":
-            t.fail("operator", f"required on a cellular link: one of {operators.known_names()}, or other:<name>")
+            t.fail("operator", _("required on a cellular link: one of {names}, or other:<name>").format(
+                names=operators.known_names()))
         return link
     name = operators.canonical(link.operator)
     if name is None:
-        t.fail("operator", f'"{link.operator}" is not an operator xaprobe knows: write one of '
-                           f"{operators.known_names()}, or other:<name>")
+        t.fail("operator", _('"{operator}" is not an operator xaprobe knows: write one of {names}, or other:<name>')
+               .format(operator=link.operator, names=operators.known_names()))
         return link
     return dataclasses.replace(link, operator=name)
 
@@ -241,15 +248,15 @@ def _commune(r: TableReader) -> str:
     if raw is None or raw == "":
         return ""
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        r.fail("commune_code", f"must be a numeric commune code, got {raw!r}")
+        r.fail("commune_code", _("must be a numeric commune code, got {value!r}").format(value=raw))
         return ""
     try:
         code = communes.normalise_code(raw)
     except ValueError:
-        r.fail("commune_code", f'must be a numeric commune code, got "{raw}"')
+        r.fail("commune_code", _('must be a numeric commune code, got "{value}"').format(value=raw))
         return str(raw)
     if communes.is_commune_code(code) is False:
-        r.fail("commune_code", f"{code} is not a commune in vietnam-provinces")
+        r.fail("commune_code", _("{code} is not a commune in vietnam-provinces").format(code=code))
     return code
 
 
@@ -257,7 +264,7 @@ def _check_timezone(r: TableReader, tz: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        r.fail("timezone", f'unknown time zone "{tz}" (e.g. "Asia/Ho_Chi_Minh")')
+        r.fail("timezone", _('unknown time zone "{tz}" (e.g. "Asia/Ho_Chi_Minh")').format(tz=tz))
 
 
 def parse_quiet(window: str) -> tuple[dt.time, dt.time]:
@@ -274,7 +281,7 @@ def _planner(r: TableReader) -> PlannerConfig:
         try:
             parse_quiet(window)
         except ValueError:
-            r.fail(f"quiet_hours[{i}]", f'must look like "00:30-05:00", got "{window}"')
+            r.fail(f"quiet_hours[{i}]", _('must look like "00:30-05:00", got "{value}"').format(value=window))
     return planner
 
 
@@ -292,9 +299,10 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
                         source=source)
     _check_timezone(r, config.timezone)
     if config.collector_url and not config.device_id:
-        problems.append("device_id: required when collector_url is set")
+        problems.append("device_id: " + _("required when collector_url is set"))
     if config.collector_url and not config.token:
-        problems.append("token: required when collector_url is set (give token_credential, token_file or token)")
+        problems.append("token: " + _("required when collector_url is set (give token_credential, token_file or "
+                                      "token)"))
     if problems:
         raise ConfigError(source, problems)
     return config

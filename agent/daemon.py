@@ -34,6 +34,7 @@ from xaprobe.agent.planner import close_slot, next_due
 from xaprobe.agent.status import probe_status
 from xaprobe.agent.store import Store, StoreBroken, StoreFull
 from xaprobe.health import MAX_EVENTS, Heartbeat
+from xaprobe.i18n import _
 from xaprobe.months import utc_now
 from xaprobe.uploader.upload import Destination, full_jitter_delay, send_heartbeat, upload_pending
 
@@ -104,7 +105,8 @@ class Probe:
         if plan is None or plan.next_at is None or plan.next_at > now:
             return
         if not self.store.has_room():
-            self._disk_full(f"the disk under {self.store.path} is full: no test until space is freed", now)
+            self._disk_full(_("the disk under {path} is full: no test until space is freed").format(
+                path=self.store.path), now)
             return
         link = next(link for link in self.config.links if link.name == plan.link)
         try:
@@ -123,7 +125,7 @@ class Probe:
         self.health.disk_full_attempt += 1
         delay = min(60.0 * 2 ** min(self.health.disk_full_attempt - 1, 10), 1800.0)
         self.health.next_test_check_at = now + dt.timedelta(seconds=delay)
-        log.error("%s (next check in %d s)", message, delay)
+        log.error("%s", _("{message} (next check in {seconds} s)").format(message=message, seconds=int(delay)))
 
     def upload_if_due(self) -> None:
         if self.destination is None or self.store.upload_record().refuses(self.config.token.fingerprint()):
@@ -199,7 +201,8 @@ def run_daemon(config: AgentConfig) -> int:
         try:
             probe.guarded(probe.heartbeat)()
             sd_notify("READY=1")
-            log.info("xaprobe %s running: %d link(s), store %s", __version__, len(config.links), config.store)
+            log.info("%s", _("xaprobe {version} running: {n} link(s), store {path}").format(
+                version=__version__, n=len(config.links), path=config.store))
             plan = next_due(store, config, probe.clock())
             probe.journal.next_test(plan.link if plan else "-", plan.next_at if plan else None)
             while not stop.is_set():
@@ -208,10 +211,10 @@ def run_daemon(config: AgentConfig) -> int:
                 sd_notify("WATCHDOG=1")
                 stop.wait(min(max(sched.idle_seconds or 1.0, 0.2), 5.0))
         except StoreBroken as e:
-            log.error("%s; exiting so that systemd restarts xaprobe", e)
+            log.error("%s", _("{error}; exiting so that systemd restarts xaprobe").format(error=e))
             sd_notify("STOPPING=1")
             return 1
     sd_notify("STOPPING=1")
     store.close()
-    log.info("stopped")
+    log.info("%s", _("stopped"))
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from xaprobe.agent.config import AgentConfig, load_config
 from xaprobe.errors import UserError
+from xaprobe.i18n import _
 
 CREDENTIAL = "token"
 _TOKEN_LINE = re.compile(r"^\s*(token|token_file|token_credential)\s*=")
@@ -57,7 +58,7 @@ def install_config(given: Path, target: Path) -> AgentConfig:
     target (0644); return the installed config as the service will read it."""
     config = load_config(given)
     if not config.token:
-        raise UserError(f"{given} has no device token (token, token_file or token_credential)")
+        raise UserError(_("{path} has no device token (token, token_file or token_credential)").format(path=given))
     target.parent.mkdir(parents=True, exist_ok=True)
     write_file(target.parent / CREDENTIAL, config.token.reveal() + "\n", 0o600)
     write_file(target, without_token(given.read_text(encoding="utf-8")), 0o644)

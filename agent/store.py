@@ -26,6 +26,7 @@ import sqlite_utils
 from xaprobe.errors import UserError
 from xaprobe.fields import WireError
 from xaprobe.health import CentreSettings, ProbeEvent
+from xaprobe.i18n import _
 from xaprobe.months import format_utc, month_bounds, parse_utc, utc_now
 from xaprobe.uploader.outbox import REJECTED, UPLOADED, UploadRecord
 from xaprobe.wire import Measurement, from_wire, to_wire
@@ -72,16 +73,20 @@ def classify(error: sqlite3.Error, path: Path, doing: str) -> StoreError:
     """The StoreError that says what this SQLite error means for the store at path."""
     code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
     if code == SQLITE_FULL:
-        return StoreFull(f"the disk under {path} is full: {doing}")
+        return StoreFull(_("the disk under {path} is full: {doing}").format(path=path, doing=doing))
     if code in (SQLITE_BUSY, SQLITE_LOCKED):
-        return StoreError(f"the store {path} is locked by another process (is another xaprobe running?): {doing}")
+        return StoreError(_("the store {path} is locked by another process (is another xaprobe running?): {doing}")
+                          .format(path=path, doing=doing))
     if code == SQLITE_IOERR:
-        return StoreBroken(f"disk I/O error on {path} (the SD card or disk may be failing): {doing}")
+        return StoreBroken(_("disk I/O error on {path} (the SD card or disk may be failing): {doing}").format(
+            path=path, doing=doing))
     if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or isinstance(error, _FailedCheck):
-        return StoreCorrupt(f"the store {path} is corrupt ({error}): {doing}")
+        return StoreCorrupt(_("the store {path} is corrupt ({error}): {doing}").format(path=path, error=error,
+                                                                                       doing=doing))
     if code in (SQLITE_CANTOPEN, SQLITE_READONLY):
-        return StoreError(f"cannot write the store {path} ({error}): check the folder's owner and permissions")
-    return StoreBroken(f"the store {path} failed ({error}): {doing}")
+        return StoreError(_("cannot write the store {path} ({error}): check the folder's owner and permissions")
+                          .format(path=path, error=error))
+    return StoreBroken(_("the store {path} failed ({error}): {doing}").format(path=path, error=error, doing=doing))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,17 +164,19 @@ class Store:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"cannot create the folder for the store {path}: {e.strerror}") from None
+                raise StoreError(_("cannot create the folder for the store {path}: {error}").format(
+                    path=path, error=e.strerror)) from None
         try:
             return cls._open_checked(path, busy_timeout_s)
         except sqlite3.Error as e:
-            problem = classify(e, path, "cannot open it")
+            problem = classify(e, path, _("cannot open it"))
             if str(path) == ":memory:" or not isinstance(problem, StoreCorrupt):
                 raise problem from None
             aside = _move_aside(path)
             store = cls._open_checked(path, busy_timeout_s)
             store.record_event("store_corrupt", f"{path} could not be read ({e}); moved to {aside}")
-            log.error("store %s was corrupt (%s); moved to %s and started a fresh one", path, e, aside)
+            log.error("%s", _("store {path} was corrupt ({error}); moved to {aside} and started a fresh one")
+                      .format(path=path, error=e, aside=aside))
             return store
 
     @classmethod
@@ -192,8 +199,8 @@ class Store:
     def _migrate(self) -> None:
         version = self.schema_version()
         if version > SCHEMA_VERSION:
-            raise StoreError(f"the store {self.path} was written by a newer xaprobe (schema {version}); "
-                             "upgrade xaprobe")
+            raise StoreError(_("the store {path} was written by a newer xaprobe (schema {version}); upgrade xaprobe")
+                             .format(path=self.path, version=version))
         if version == SCHEMA_VERSION:
             return
         with self.db.atomic():  # one transaction: a power cut leaves the old schema or the new one
@@ -241,7 +248,7 @@ class Store:
                      json.dumps(to_wire(stored), ensure_ascii=False), format_utc(utc_now())))
                 self._set_meta("next_seq", str(seq + 1))
         except sqlite3.Error as e:
-            raise classify(e, self.path, f"measurement {m.id} not stored") from None
+            raise classify(e, self.path, _("measurement {id} not stored").format(id=m.id)) from None
         return stored
 
     @contextlib.contextmanager
@@ -268,15 +275,17 @@ class Store:
         if self._inode is None:
             return
         if _inode(self.path) != self._inode:
-            raise StoreBroken(f"the store file {self.path} was deleted or replaced while xaprobe ran; "
-                              "restarting opens it afresh")
+            raise StoreBroken(_("the store file {path} was deleted or replaced while xaprobe ran; restarting opens "
+                                "it afresh").format(path=self.path))
         try:
             with open(self.path, "rb") as f:
                 header = f.read(len(SQLITE_HEADER))
         except OSError as e:
-            raise StoreBroken(f"the store file {self.path} cannot be read ({e.strerror})") from None
+            raise StoreBroken(_("the store file {path} cannot be read ({error})").format(path=self.path,
+                                                                                        error=e.strerror)) from None
         if header != SQLITE_HEADER:
-            raise StoreCorrupt(f"the store {self.path} is corrupt: its header is no longer SQLite's")
+            raise StoreCorrupt(_("the store {path} is corrupt: its header is no longer SQLite's").format(
+                path=self.path))
 
     def count_attempt(self, ids: list[str]) -> None:
         """Note that these rows were sent once more (the collector's answer may not have come back)."""

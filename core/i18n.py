@@ -75,4 +75,5 @@ ARGPARSE = (
     N_("unrecognized arguments: %s"), N_("expected one argument"), N_("argument %(argument_name)s: %(message)s"),
     N_("invalid %(type)s value: %(value)r"), N_("not allowed with argument %s"),
     N_("one of the arguments %s is required"), N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("expected at most one argument"), N_("expected at least one argument"), N_("ignored explicit argument %r"),
 )

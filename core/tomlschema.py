@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from xaprobe.i18n import _
 from xaprobe.tomlcheck import TableReader
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def read_value(r: TableReader, field: dataclasses.Field, kind: Any, default: Any
         if value and meta.get("url"):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                r.fail(name, f'must be an http:// or https:// URL, got "{value}"')
+                r.fail(name, _('must be an http:// or https:// URL, got "{value}"').format(value=value))
         return value
     if kind is bool:
         return r.boolean(name, default)

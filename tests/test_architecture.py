@@ -111,7 +111,8 @@ def test_a_missing_dependency_is_named_with_what_provides_it(tmp_path, missing, 
     else:  # the collector's report needs its database layer
         command = ["xaprobe.collector", "--db", f"sqlite:///{tmp_path / 'c.db'}", "report"]
     done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                               "XAPROBE_LANG": "en"})
     assert done.returncode == 1, done.stderr
     assert f"the Python module '{missing}' is missing; " in done.stderr and says in done.stderr
     assert "Traceback" not in done.stderr

@@ -81,8 +81,8 @@ def test_not_toml_names_the_line(tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xaprobe.agent", *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", *args], capture_output=True,
+                          text=True, timeout=60)
 
 
 def test_config_check_cli_exit_codes_and_no_traceback(tmp_path):
@@ -190,7 +190,7 @@ def test_config_check_warns_when_others_can_read_the_token(tmp_path, inline):
                       + ('token = "xap_secret"\n' if inline else 'token_file = "token"\n'))
     exposed = config if inline else token
     os.chmod(exposed, 0o644)
-    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "config", "check", str(config)],
+    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "config", "check", str(config)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "ok" in done.stdout
     assert f"{exposed} holds the device token and other users can read it (mode 0644)" in done.stderr

@@ -100,8 +100,8 @@ def test_no_route_from_the_link_to_the_test_server(tmp_path):
             subprocess.run(["ip", "-n", ns, *cmd], check=True)
         link = '[[links]]\nname = "m"\ninterface = "v0"\naccess = "cellular"\noperator = "Viettel"\n'
         path = write_config(tmp_path, "http://10.77.0.1:8080", "xap_t", link=link)
-        done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "xaprobe.agent", "--config", str(path),
-                               "doctor", "--json"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "xaprobe.agent", "--lang", "en",
+                               "--config", str(path), "doctor", "--json"], capture_output=True, text=True, timeout=60)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     assert done.returncode == 1, done.stderr
@@ -112,6 +112,6 @@ def test_no_route_from_the_link_to_the_test_server(tmp_path):
 
 def test_doctor_cli_exit_code(tmp_path):
     path = write_config(tmp_path, "http://127.0.0.1:9", "xap_t")
-    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--config", str(path), "doctor"],
+    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "--config", str(path), "doctor"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "samples will NOT flow" in done.stdout and "Traceback" not in done.stderr

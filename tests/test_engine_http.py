@@ -149,7 +149,7 @@ def test_measure_cli_json_works_without_config(speedtest_server, tmp_path):
     done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--store", str(tmp_path / "p.db"), "measure",
                            "--engine", "http", "--server", speedtest_server, "--duration", "1", "--streams", "2",
                            "--json"], capture_output=True, text=True, timeout=60,
-                          env=env_home | {"XAPROBE_CONFIG": str(tmp_path / "none.toml")})
+                          env=env_home | {"XAPROBE_CONFIG": str(tmp_path / "none.toml"), "XAPROBE_LANG": "en"})
     assert done.returncode == 0, done.stderr
     assert "warning: no config file" in done.stderr
     m = json.loads(done.stdout)

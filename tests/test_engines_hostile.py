@@ -195,7 +195,7 @@ def test_the_daemon_logs_a_programming_error_with_its_traceback_and_stores_nothi
 def _measure_cli(tmp_path, *args: str | bytes, server: str) -> subprocess.CompletedProcess:
     config = tmp_path / "agent.toml"
     config.write_text(f'[engines.http]\nserver = "{server}"\ntimeout_s = 1\n')
-    return subprocess.run([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "--store",
+    return subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "--config", str(config), "--store",
                            str(tmp_path / "p.db"), "measure", "--json", *args], capture_output=True, timeout=120)
 
 

@@ -20,7 +20,7 @@ NOW = dt.datetime(2026, 11, 30, 6, 27, 22, 298480, tzinfo=dt.timezone.utc)
 
 def run(tmp_path, *args):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-           "XDG_DATA_HOME": str(tmp_path / "data")}
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XAPROBE_LANG": "en"}
     if os.geteuid() == 0:  # root's defaults are /etc and /var/lib: point them at a config that is not there
         env["XAPROBE_CONFIG"] = str(tmp_path / "cfg" / "agent.toml")
     return subprocess.run([sys.executable, "-m", "xaprobe.agent", *args], capture_output=True, text=True,

@@ -93,8 +93,8 @@ def test_a_full_disk_starts_no_test_and_backs_off(small_disk, tmp_path):
 
 def run_daemon(tmp_path, server):
     agent_config(tmp_path, "probe.db", server.url)  # checks it, and writes agent.toml
-    proc = subprocess.Popen([sys.executable, "-m", "xaprobe.agent", "--config", str(tmp_path / "agent.toml"),
-                             "run"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "--config",
+                             str(tmp_path / "agent.toml"), "run"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not (tmp_path / "probe.db").exists() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -86,7 +86,7 @@ def test_upload_cli_exit_codes(sqlite_collector, tmp_path):
     for _ in range(3):
         s.add(make_measurement())
     s.close()
-    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "upload"],
+    done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "--config", str(config), "upload"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "accepted 3, duplicate 0, rejected 0; 0 still pending"
@@ -97,6 +97,6 @@ def test_upload_cli_exit_codes(sqlite_collector, tmp_path):
     s = Store.open(tmp_path / "probe.db")
     s.add(make_measurement())
     s.close()
-    failed = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--config", str(config), "upload"],
+    failed = subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "--config", str(config), "upload"],
                             capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1 and "1 still pending" in failed.stdout

@@ -17,6 +17,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from xaprobe.i18n import _
 from xaprobe.neterrors import describe_network_error
 
 _watching = threading.local()  # the connections used by this thread's current request
@@ -109,8 +110,13 @@ def _read_capped(response: requests.Response, limit: int, where: str) -> bytes:
     for chunk in response.iter_content(65536):
         body += chunk
         if len(body) > limit:
-            raise TransportError(f"{where} sent an answer larger than {limit // 1024} KiB; stopped reading it")
+            raise TransportError(_("{where} sent an answer larger than {kib} KiB; stopped reading it").format(
+                where=where, kib=limit // 1024))
     return bytes(body)
+
+
+def _no_answer(where: str, timeout_s: float) -> str:
+    return _("no complete answer from {where} within {seconds} s").format(where=where, seconds=f"{timeout_s:g}")
 
 
 def post(session: requests.Session, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
@@ -126,17 +132,18 @@ def post(session: requests.Session, url: str, body: bytes, headers: Mapping[str,
                                     timeout=(min(timeout_s, 10.0), timeout_s))
             try:
                 if response.is_redirect or 300 <= response.status_code < 400:
-                    raise TransportError(
-                        f"{url} answered {response.status_code} redirecting to "
-                        f"{response.headers.get('Location') or '(nowhere)'}; xaprobe follows no redirect: "
-                        "if that address is your collector, put it in collector_url")
+                    raise TransportError(_(
+                        "{url} answered {status} redirecting to {location}; xaprobe follows no redirect: "
+                        "if that address is your collector, put it in collector_url").format(
+                        url=url, status=response.status_code,
+                        location=response.headers.get("Location") or _("(nowhere)")))
                 content = _read_capped(response, max_answer_bytes, where)
             finally:
                 response.close()
         except (requests.RequestException, OSError) as e:
             if expired.is_set():
-                raise TransportError(f"no complete answer from {where} within {timeout_s:g} s") from None
+                raise TransportError(_no_answer(where, timeout_s)) from None
             raise TransportError(describe_network_error(e, where)) from None
     if expired.is_set():
-        raise TransportError(f"no complete answer from {where} within {timeout_s:g} s")
+        raise TransportError(_no_answer(where, timeout_s))
     return Answer(response.status_code, response.headers, content)

@@ -22,6 +22,7 @@ import requests
 from xaprobe import __version__
 from xaprobe.fields import WireError
 from xaprobe.health import CentreSettings, Heartbeat
+from xaprobe.i18n import _
 from xaprobe.months import format_utc, utc_now
 from xaprobe.secret import Secret
 from xaprobe.uploader.outbox import REJECTED, UPLOADED, Outbox, UploadRecord
@@ -108,30 +109,35 @@ def _describe(answer: Answer, url: str) -> str:
     body = _json(answer)
     detail = body.get("detail") if isinstance(body, dict) else None
     shown = f": {str(detail)[:200]}" if isinstance(detail, (str, int, float)) else ""
-    return f"the collector at {url} answered {answer.status}{shown}"
+    return _("the collector at {url} answered {status}").format(url=url, status=answer.status) + shown
+
+
+def _unreachable(target: Destination, error: TransportError) -> str:
+    return _("cannot reach the collector at {url}: {error}").format(url=target.collector_url, error=error)
 
 
 def check_answers(results: Any, sent: list[str]) -> dict[str, tuple[str, str | None]]:
     """The collector's per-item answers as marks, when they answer every sent id exactly once and nothing
     else; raise ProtocolError otherwise (nothing is marked from an answer that does not add up)."""
     if not isinstance(results, list):
-        raise ProtocolError("its answer has no list of results")
+        raise ProtocolError(_("its answer has no list of results"))
     marks: dict[str, tuple[str, str | None]] = {}
     expected = set(sent)
     for i, result in enumerate(results):
         if not isinstance(result, dict) or not isinstance(result.get("id"), str):
-            raise ProtocolError(f"result {i} is not an object with an id")
+            raise ProtocolError(_("result {i} is not an object with an id").format(i=i))
         mid, status = result["id"], result.get("status")
         if mid not in expected:
-            raise ProtocolError(f"result {i} answers an id that was not sent ({mid[:40]!r})")
+            raise ProtocolError(_("result {i} answers an id that was not sent ({id!r})").format(i=i, id=mid[:40]))
         if mid in marks:
-            raise ProtocolError(f"id {mid} is answered twice")
+            raise ProtocolError(_("id {id} is answered twice").format(id=mid))
         if status not in ANSWERS:
-            raise ProtocolError(f"result {i} has status {str(status)[:20]!r}")
+            raise ProtocolError(_("result {i} has status {status!r}").format(i=i, status=str(status)[:20]))
         reason = result.get("reason")
         marks[mid] = (REJECTED, str(reason or "rejected")[:500]) if status == "rejected" else (UPLOADED, None)
     if len(marks) != len(expected):
-        raise ProtocolError(f"{len(expected) - len(marks)} of the {len(expected)} items sent have no answer")
+        raise ProtocolError(_("{n} of the {sent} items sent have no answer").format(n=len(expected) - len(marks),
+                                                                                     sent=len(expected)))
     return marks
 
 
@@ -147,9 +153,9 @@ def upload_batch(outbox: Outbox, session: requests.Session, target: Destination,
     try:
         answer = _post(session, target, MEASUREMENTS_PATH, body, gzipped=True, max_answer_bytes=MAX_ANSWER_BYTES)
     except TransportError as e:
-        return Outcome(error=f"cannot reach the collector at {target.collector_url}: {e}")
+        return Outcome(error=_unreachable(target, e))
     if answer.status == 401:
-        return Outcome(error=_describe(answer, url) + " (the token was refused)", token_refused=True)
+        return Outcome(error=_describe(answer, url) + " " + _("(the token was refused)"), token_refused=True)
     if answer.status in (429, 503):
         return Outcome(error=_describe(answer, url), retry_after=retry_after_seconds(answer.headers.get("Retry-After")))
     if answer.status != 200:
@@ -158,7 +164,8 @@ def upload_batch(outbox: Outbox, session: requests.Session, target: Destination,
     try:
         marks = check_answers(content.get("results") if isinstance(content, dict) else None, sent)
     except ProtocolError as e:
-        return Outcome(error=f"the collector at {url} answered 200 but {e}; nothing was marked, retrying later")
+        return Outcome(error=_("the collector at {url} answered 200 but {problem}; nothing was marked, retrying later")
+                       .format(url=url, problem=e))
     outbox.mark(marks)
     statuses = [r["status"] for r in content["results"]]  # checked above: one known status per id sent
     return Outcome(accepted=statuses.count("accepted"), duplicate=statuses.count("duplicate"),
@@ -169,7 +176,7 @@ def upload_pending(outbox: Outbox, session: requests.Session, target: Destinatio
                    max_batches: int = 10_000, now: dt.datetime | None = None) -> Outcome:
     """Send batches until nothing is pending or an attempt fails; record how it went; return the totals."""
     total, sent = Outcome(), False
-    for _ in range(max_batches):
+    for _attempt in range(max_batches):
         if not outbox.pending(1):
             break
         outcome = upload_batch(outbox, session, target, batch_size)
@@ -208,11 +215,12 @@ def check_token(session: requests.Session, target: Destination) -> TokenCheck:
         answer = _post(session, target, MEASUREMENTS_PATH, b'{"measurements": []}', gzipped=False,
                        max_answer_bytes=64 * 1024)
     except TransportError as e:
-        return TokenCheck(False, False, f"cannot reach the collector at {target.collector_url}: {e}")
+        return TokenCheck(False, False, _unreachable(target, e))
     if answer.status == 200:
-        return TokenCheck(True, True, f"the collector at {target.collector_url} accepts this probe's token")
+        return TokenCheck(True, True, _("the collector at {url} accepts this probe's token").format(
+            url=target.collector_url))
     refused = answer.status in (401, 403)
-    return TokenCheck(True, False, _describe(answer, url) + (" (the token was refused)" if refused else ""))
+    return TokenCheck(True, False, _describe(answer, url) + (" " + _("(the token was refused)") if refused else ""))
 
 
 def send_heartbeat(session: requests.Session, target: Destination, heartbeat: Heartbeat) -> CentreSettings | None:
@@ -221,16 +229,18 @@ def send_heartbeat(session: requests.Session, target: Destination, heartbeat: He
     try:
         answer = _post(session, target, HEARTBEAT_PATH, body, gzipped=False, max_answer_bytes=64 * 1024)
     except TransportError as e:
-        log.warning("heartbeat not delivered: %s", e)
+        log.warning("%s", _("heartbeat not delivered: {error}").format(error=e))
         return None
     if answer.status != 200:
-        log.warning("heartbeat not delivered: %s", _describe(answer, target.url(HEARTBEAT_PATH)))
+        log.warning("%s", _("heartbeat not delivered: {error}").format(error=_describe(answer,
+                                                                                     target.url(HEARTBEAT_PATH))))
         return None
     content = _json(answer)
     try:
         return CentreSettings.from_wire(content.get("settings") if isinstance(content, dict) else [])
     except WireError as e:
-        log.warning("heartbeat: the collector's settings were not usable (%s); keeping the last ones", e)
+        log.warning("%s", _("heartbeat: the collector's settings were not usable ({error}); keeping the last ones")
+                    .format(error=e))
         return None
 
 
