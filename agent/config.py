@@ -256,7 +256,9 @@ def _commune(r: TableReader) -> str:
         r.fail("commune_code", _('must be a numeric commune code, got "{value}"').format(value=raw))
         return str(raw)
     if communes.is_commune_code(code) is False:
-        r.fail("commune_code", _("{code} is not a commune in vietnam-provinces").format(code=code))
+        r.fail("commune_code", _("{code} is not the code of a commune (xã/phường) since the 2025 reform: the "
+                                 "collector staff find it with xaprobe-collector communes --search NAME").format(
+            code=code))
     return code
 
 

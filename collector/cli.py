@@ -65,7 +65,8 @@ def _say_which_database(args: argparse.Namespace, settings: CollectorSettings) -
 def _commune(code: str) -> communes.Commune:
     unit = communes.commune(code)
     if unit is None:
-        raise UserError(f"--commune: {code} is not a commune in vietnam-provinces")
+        raise UserError(f"--commune: {code} is not the code of a commune (xã/phường) since the 2025 reform; "
+                        "find it with: xaprobe-collector communes --search NAME")
     return unit
 
 

@@ -84,7 +84,8 @@ def test_device_set_commune_records_the_move(db_url):
     assert json.loads(cli("device", "list", "--json").stdout)[0]["commune_code"] == HA_HUY_TAP
     bad = cli("device", "set", "devb", "--commune", "99999")
     assert (bad.returncode, bad.stderr.strip()) == \
-        (1, "xaprobe-collector: error: --commune: 99999 is not a commune in vietnam-provinces")
+        (1, "xaprobe-collector: error: --commune: 99999 is not the code of a commune (xã/phường) since the 2025 "
+            "reform; find it with: xaprobe-collector communes --search NAME")
 
 
 def test_an_id_stored_for_another_device_is_rejected_and_conflicts_are_counted(collector):

@@ -46,7 +46,8 @@ def test_example_config_passes_and_parses_links():
     ('[[links]]\nname = "a"\ninterface = "wwan0"\n[[links]]\nname = "b"\n', "links[1].interface: required"),
     ('target = "abc"\n', 'target: must be a positive integer, got "abc"'),
     ('target = 0\n', "target: must be a positive integer, got 0"),
-    ('commune_code = "99999"\n', "commune_code: 99999 is not a commune in vietnam-provinces"),
+    ('commune_code = "99999"\n', "commune_code: 99999 is not the code of a commune (xã/phường) since the 2025 "
+                                 "reform: the collector staff find it with xaprobe-collector communes --search NAME"),
     ('commune_code = "x1"\n', 'commune_code: must be a numeric commune code, got "x1"'),
     ('collector_url = "ftp://host"\ndevice_id = "d"\ntoken = "t"\n',
      'collector_url: must be an http:// or https:// URL, got "ftp://host"'),

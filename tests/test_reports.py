@@ -114,7 +114,8 @@ def test_device_cli(db_url, tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
     bad = cli("device", "add", "--commune", "99999", "--name", "x")
-    assert bad.returncode == 1 and "99999 is not a commune in vietnam-provinces" in bad.stderr
+    assert bad.returncode == 1 and "99999 is not the code of a commune" in bad.stderr
+    assert "communes --search" in bad.stderr
     steered = cli("device", "set", "ubnd-xa-cam-xuyen", "--pause", "--target", "400")
     assert steered.returncode == 0 and "pause True" in steered.stdout and "target 400" in steered.stdout
     assert cli("device", "set", "nobody", "--pause").stderr.strip() == \
