@@ -57,7 +57,23 @@ _LABELS = {
     "id_conflicts": ("mã mẫu trùng, nội dung khác", "ids reused for other content"),
     "fleet": ("Tình trạng thiết bị đo", "Fleet health"),
     "spread_chart": ("Phân bố tốc độ tải xuống theo nhà mạng (Mbit/s)", "Download spread by operator (Mbit/s)"),
+    "disk_full": ("đầy bộ nhớ", "disk full"),
+    "ok_button": ("Xem", "Show"),
+    "month_hint": ("vd. 11/2026", "e.g. 11/2026"),
+    "error_title": ("Không mở được trang", "This page cannot be shown"),
+    "bad_month": ("Tháng «{value}» không hợp lệ. Hãy nhập tháng dạng 11/2026 (hoặc 2026-11).",
+                  "“{value}” is not a month. Type it as 11/2026 (or 2026-11)."),
+    "bad_province": ("Không có tỉnh/thành phố nào mã «{value}». Hãy chọn tỉnh trong danh sách.",
+                     "There is no province with code “{value}”. Choose one from the list."),
+    "no_commune": ("Không có xã/phường nào mã «{value}» trong danh mục hành chính.",
+                   "There is no commune with code “{value}” in the list of administrative units."),
+    "back_home": ("Về trang tổng hợp", "Back to the overview"),
 }
+
+
+def language(requested: str | None) -> str:
+    """The page's language: English when asked for, else Vietnamese (whatever else the address says)."""
+    return "en" if requested == "en" else "vi"
 
 
 def labels(language: str) -> dict[str, str]:
