@@ -22,6 +22,7 @@ from xaprobe.collector.fleet import fleet
 from xaprobe.collector.formats import Formats, parse_month_input
 from xaprobe.collector.i18n import labels, language
 from xaprobe.collector.reports import STATUSES, monthly_report
+from xaprobe.collector.views import CommuneFilter, advice, fleet_counts, select_communes
 from xaprobe.months import month_of
 
 router = APIRouter(include_in_schema=False)
@@ -142,6 +143,7 @@ def _lang(lang: str | None) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, month: str | None = None, province: str | None = None, sort: str = "status",
+             status: str | None = None, operator: str | None = None, q: str | None = None,
              lang: str = "vi") -> Response:
     lang = _lang(lang)
     if (admin := _admin(request)) is None:
@@ -149,21 +151,34 @@ def overview(request: Request, month: str | None = None, province: str | None = 
     state = services(request)
     month = _month(state, month, lang)
     report = monthly_report(state.store, state.settings, month, _province(state, province, lang), state.clock())
-    rows = list(report.communes)
-    if sort == "name":
-        rows.sort(key=lambda c: c.name)
-    elif sort == "percent":
-        rows.sort(key=lambda c: c.percent)
-    else:  # behind first, then no data, then on track; least progress first within each
-        sort = "status"
-        rows.sort(key=lambda c: (STATUSES.index(c.status), c.percent))
+    wanted = CommuneFilter.of(status, operator, q, sort)
+    rows = select_communes(report, wanted)
     f = _formats(request, lang)
-    chart = charts.operator_bars(labels(lang)["operators_chart"],
-                                 {op: o.download_mbps.median for op, o in report.operators.items()}, "Mbit/s", f) \
-        if report.operators else ""
+    t = labels(lang)
+    chart = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
+                                                       for op, o in report.operators.items()}, "Mbit/s", f,
+                                 (t["threshold_bar"], report.threshold_mbps)) if report.operators else ""
     devices = fleet(state.store, state.clock(), report.province)
-    return _page("overview.html", request, lang, report=report, rows=rows, chart=chart, devices=devices,
-                 provinces=communes.provinces(), sort=sort, admin=admin)
+    operators = sorted({op for c in report.communes for op in c.operators})
+    return _page("overview.html", request, lang, report=report, rows=rows, chart=chart, counts=report.counts(),
+                 fleet_counts=fleet_counts(devices), provinces=communes.provinces(), wanted=wanted,
+                 operators=operators, statuses=STATUSES, samples=sum(c.samples for c in report.communes),
+                 needed=sum(c.target for c in report.communes), admin=admin)
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+def fleet_page(request: Request, province: str | None = None, lang: str = "vi") -> Response:
+    lang = _lang(lang)
+    if (admin := _admin(request)) is None:
+        return _login_redirect(request)
+    state = services(request)
+    code = _province(state, province, lang)
+    devices = fleet(state.store, state.clock(), code)
+    order = {"stale": 0, "silent": 1, "ok": 2, "revoked": 3}
+    devices.sort(key=lambda d: (order[d.status], not advice(d), d.commune_name, d.id))  # trouble first
+    return _page("fleet.html", request, lang, devices=[(d, advice(d)) for d in devices], counts=fleet_counts(devices),
+                 province=code, province_name=communes.province_name(code), provinces=communes.provinces(),
+                 admin=admin)
 
 
 @router.get("/commune/{code}", response_class=HTMLResponse)
