@@ -36,6 +36,8 @@ def _config(title: str, height: int, f: Formats) -> pygal.Config:
     config.legend_at_bottom = True
     config.legend_at_bottom_columns = 3
     config.truncate_legend = 30
+    config.truncate_label = -1  # pygal cuts axis labels to a few letters by default ("1…" for 15)
+    config.max_scale = 6  # few ticks: each stays readable shrunk to a phone's width
     config.value_formatter = lambda v: f.number(v, 0 if float(v).is_integer() else 1)
     return config
 
@@ -57,15 +59,16 @@ def operator_bars(title: str, medians: dict[str, float | None], unit: str, f: Fo
     config.print_values = True
     config.print_values_position = "top"
     config.show_legend = False
+    config.show_x_labels = False  # the value is written on each bar: no crowded value axis (x is the value axis here)
     config.range = (0, max([v or 0 for v in medians.values()] + [reference[1] if reference else 0]) * 1.15 or 1)
     config.value_formatter = lambda v: f"{f.number(v, 1)} {unit}"
     config.x_value_formatter = config.value_formatter
     chart = pygal.HorizontalBar(config)
-    names = list(medians) + ([reference[0]] if reference else [])
+    names = list(medians) + ([f"{reference[0]} {f.number(reference[1], 1)} {unit}"] if reference else [])
     chart.x_labels = list(reversed(names))
     values: list[Any] = [{"value": v or 0, "color": COLOURS[i % len(COLOURS)]} for i, v in enumerate(medians.values())]
     if reference:
-        values.append({"value": reference[1], "color": REFERENCE})
+        values.append({"value": reference[1], "color": REFERENCE, "formatter": lambda v: ""})  # named on the axis
     chart.add(title, list(reversed(values)))
     return _image(chart, title, height)
 

@@ -3,11 +3,11 @@ form that POSTs an admin token for a server-side session (no token ever in a URL
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,8 +22,8 @@ from xaprobe.collector.fleet import fleet
 from xaprobe.collector.formats import Formats, parse_month_input
 from xaprobe.collector.i18n import labels, language
 from xaprobe.collector.reports import STATUSES, monthly_report
-from xaprobe.collector.views import CommuneFilter, advice, fleet_counts, select_communes
-from xaprobe.months import month_of
+from xaprobe.collector.views import CommuneFilter, advice, commune_history, fleet_counts, select_communes
+from xaprobe.months import month_of, parse_month
 
 router = APIRouter(include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -194,27 +194,48 @@ def commune_page(request: Request, code: str, month: str | None = None, lang: st
     report = monthly_report(state.store, state.settings, month, unit.province_code, state.clock(),
                             only_commune=unit.code)
     row = report.communes[0]
-    per_day: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    zone = ZoneInfo(state.settings.timezone)
-    downloads: dict[str, list[float]] = defaultdict(list)
-    for r in state.store.stats.month_rows(month, commune_codes=[unit.code]):
-        if r.status == "ok" and r.download_mbps is not None:
-            downloads[r.operator].append(r.download_mbps)
-        if r.status == "ok":
-            started = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=ZoneInfo("UTC"))
-            per_day[r.operator][started.astimezone(zone).day] += 1
-    days = list(range(1, 32))
-    t = labels(lang)
-    f = _formats(request, lang)
-    daily = charts.daily_samples(t["per_day"], days, {op: [d.get(day, 0) for day in days]
-                                                     for op, d in sorted(per_day.items())}, f) if per_day else ""
-    bars = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
-                                                      for op, o in row.operators.items()}, "Mbit/s", f) \
-        if row.operators else ""
-    spread = charts.operator_spread(t["spread_chart"], dict(sorted(downloads.items())), f) if downloads else ""
+    f, t = _formats(request, lang), labels(lang)
+    history = commune_history(state.store, state.settings, unit.code, unit.province_code, month, state.clock())
     devices = [h for h in fleet(state.store, state.clock(), unit.province_code) if h.commune_code == unit.code]
-    return _page("commune.html", request, lang, report=report, c=row, daily=daily, bars=bars,
-                 spread=spread, devices=devices, admin=admin)
+    return _page("commune.html", request, lang, report=report, c=row, charts=_commune_charts(state, t, f, month, row),
+                 history=history, history_charts=_history_charts(t, f, history), devices=devices, admin=admin)
+
+
+def _commune_charts(state: Services, t: dict[str, str], f: Formats, month: str, row: Any) -> dict[str, str]:
+    """The commune's month in pictures: samples per day, the operators' medians, their spread."""
+    per_day: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    downloads: dict[str, list[float]] = defaultdict(list)
+    for r in state.store.stats.month_rows(month, commune_codes=[row.code]):
+        if r.status == "ok":
+            per_day[r.operator][f.local(r.started_at).day] += 1
+            if r.download_mbps is not None:
+                downloads[r.operator].append(r.download_mbps)
+    year, mon = parse_month(month)
+    days = list(range(1, calendar.monthrange(year, mon)[1] + 1))
+    out = {}
+    if per_day:
+        out["daily"] = charts.daily_samples(t["per_day"], days, {op: [d.get(day, 0) for day in days]
+                                                                for op, d in sorted(per_day.items())}, f)
+    if row.operators:
+        out["operator"] = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
+                                                                     for op, o in row.operators.items()}, "Mbit/s", f,
+                                               (t["threshold_bar"], state.settings.threshold_mbps))
+    if downloads:
+        out["spread"] = charts.operator_spread(t["spread_chart"], dict(sorted(downloads.items())), f)
+    return out
+
+
+def _history_charts(t: dict[str, str], f: Formats, history: list[Any]) -> dict[str, str]:
+    """Samples and median download per operator over the last months (none when no month has data)."""
+    operators = sorted({op for _, c in history for op in c.operators})
+    if not operators:
+        return {}
+    months = [m for m, _ in history]
+    samples = {op: [c.operators[op].samples if op in c.operators else None for _, c in history] for op in operators}
+    medians = {op: [c.operators[op].download_mbps.median if op in c.operators else None for _, c in history]
+               for op in operators}
+    return {"samples": charts.history(t["history_samples"], months, samples, f, integers=True),
+            "download": charts.history(t["history_download"], months, medians, f)}
 
 
 @router.get("/export/report.{fmt}")

@@ -120,6 +120,22 @@ _LABELS = {
     "probes_in": ("Thiết bị đo tại", "Probes in"),
     "no_probes": ("Chưa có thiết bị đo nào được đăng ký cho tỉnh này.", "No probe is enrolled in this province yet."),
     "link_budget": ("Dữ liệu đã dùng", "Data used"),
+    "quality_title": ("Chất lượng theo nhà mạng, nói gọn", "Each operator's quality in plain words"),
+    "q_counts": ("{samples} lần đo đạt, {failed} lần đo lỗi.", "{samples} tests, {failed} failed."),
+    "q_half_down": ("Một nửa số lần đo tải xuống nhanh hơn {value} Mbit/s;",
+                    "Half of the downloads were faster than {value} Mbit/s;"),
+    "q_p10_down": ("9/10 lần đo nhanh hơn {value} Mbit/s.", "9 in 10 were faster than {value} Mbit/s."),
+    "q_below": ("{share} số lần đo dưới ngưỡng {threshold} Mbit/s.",
+                "{share} of the tests were below the {threshold} Mbit/s threshold."),
+    "q_up": ("Tải lên: một nửa nhanh hơn {value} Mbit/s.", "Upload: half were faster than {value} Mbit/s."),
+    "q_latency": ("Độ trễ: một nửa số lần đo dưới {value} ms.", "Latency: half of the tests were under {value} ms."),
+    "slowest_tenth": ("9/10 lần đo nhanh hơn", "9 in 10 faster than"),
+    "share_below": ("Tỷ lệ dưới ngưỡng", "Share below"),
+    "history_title": ("12 tháng gần nhất", "The last 12 months"),
+    "history_samples": ("Số mẫu đạt mỗi tháng theo nhà mạng", "Samples a month by operator"),
+    "history_download": ("Tốc độ tải xuống trung vị mỗi tháng (Mbit/s)", "Median download a month (Mbit/s)"),
+    "samples_short": ("mẫu", "samples"),
+    "no_probes_commune": ("Chưa có thiết bị đo nào cho xã/phường này.", "No probe is enrolled for this commune."),
 }
 
 

@@ -5,12 +5,16 @@ commune should do about it."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 from xaprobe.collector.fleet import DeviceHealth
-from xaprobe.collector.reports import STATUSES, CommuneMonth, MonthReport
+from xaprobe.collector.reports import STATUSES, CommuneMonth, MonthReport, monthly_report
+from xaprobe.collector.settings import CollectorSettings
+from xaprobe.collector.store import CollectorStore
+from xaprobe.months import parse_month
 
 SORTS = ("status", "name", "percent", "needed")
 # a probe that cannot upload this many samples is worth a word to the commune
@@ -90,3 +94,17 @@ def fleet_counts(devices: list[DeviceHealth]) -> dict[str, int]:
     counts = {status: sum(d.status == status for d in devices) for status in ("stale", "silent", "ok", "revoked")}
     counts["attention"] = sum(bool(advice(d)) and d.status != "revoked" for d in devices)
     return counts
+
+
+def last_months(month: str, n: int) -> list[str]:
+    """The n months up to and including month, oldest first (2026-11, 3 -> 2026-09, 2026-10, 2026-11)."""
+    year, mon = parse_month(month)
+    index = year * 12 + mon - 1
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - n + 1, index + 1)]
+
+
+def commune_history(store: CollectorStore, settings: CollectorSettings, code: str, province: str, month: str,
+                    now: dt.datetime, n: int = 12) -> list[tuple[str, CommuneMonth]]:
+    """The commune's figures for the n months up to month, oldest first, from the cached monthly figures."""
+    return [(m, monthly_report(store, settings, m, province, now, only_commune=code).communes[0])
+            for m in last_months(month, n) if m >= "2000-01"]

@@ -68,9 +68,9 @@ def province(db_url: str, **settings_overrides) -> Iterator[Province]:
     try:
         with serve_in_thread(create_app(store, settings, clock)) as base:
             devices = store.devices
-            tokens = {d: devices.add(d, f"Probe {d}", c, None, NOW - dt.timedelta(days=30))
+            tokens = {d: devices.add(d, f"Máy đo {d}", c, None, NOW - dt.timedelta(days=30))
                       for d, c in (("p-huong-son", DONE), ("p-on-track", ON_TRACK), ("p-cam-xuyen", BEHIND),
-                                   ("p-never", "18160"))}
+                                   ("p-son-hong", "18160"))}
             devices.set_commune_target(DONE, 40)
             devices.set_commune_target(ON_TRACK, 20)
             _send(base, tokens["p-huong-son"], "p-huong-son", DONE, 21, ("Viettel", "VNPT"), 30.0)

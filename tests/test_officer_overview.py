@@ -74,13 +74,59 @@ def test_fleet_page(hatinh):
     page = hatinh.get("/fleet").text
     assert 'href="/fleet?lang=vi"' in hatinh.get("/").text  # in the navigation
     ids = re.findall(r'<tr class="device (\w+)" data-id="([\w-]+)"', page)
-    assert ids[:2] == [("stale", "p-never"), ("silent", "p-cam-xuyen")] and len(ids) == 4
+    assert ids[:2] == [("stale", "p-son-hong"), ("silent", "p-cam-xuyen")] and len(ids) == 4
     assert "20/11/2026 07:00" in page  # 00:00 UTC silent probe shown in local time
     assert "UTC" not in page.replace("UTC+07:00", "")
     silent = page[page.index('data-id="p-cam-xuyen"'):].split("</tr>")[0]
     assert "đầy bộ nhớ" in silent and "disk full" not in silent
     assert "xã kiểm tra thiết bị còn điện và có mạng" in silent and "giải phóng bộ nhớ" in silent
-    never = page[page.index('data-id="p-never"'):].split("</tr>")[0]
+    never = page[page.index('data-id="p-son-hong"'):].split("</tr>")[0]
     assert "chưa bao giờ" in never and "xaprobe enroll" in never
     english = hatinh.get("/fleet", lang="en").text
     assert "disk full" in english and "20 Nov 2026, 07:00" in english
+
+
+def chart_svg(page: str, chart_id: str) -> str:
+    import base64
+
+    found = re.search(rf'id="{chart_id}"><img alt="[^"]*" width="\d+" height="(\d+)" src="data:image/svg\+xml;base64,'
+                      r'([A-Za-z0-9+/=]+)"', page)
+    assert found, chart_id
+    return base64.b64decode(found.group(2)).decode("utf-8")
+
+
+def test_commune_page_in_plain_words_with_history(hatinh):
+    import requests
+    from conftest import make_measurement
+
+    from xaprobe.wire import to_wire
+
+    token = hatinh.store.devices.rotate("p-cam-xuyen", NOW, dt.timedelta(days=1))
+    october = [to_wire(make_measurement(device_id="p-cam-xuyen", commune_code=BEHIND, download_mbps=9.5,
+                                        bytes_down=int(9.5e6 / 8 * 21.5),
+                                        started_at=dt.datetime(2026, 10, 3 + i % 20, tzinfo=dt.timezone.utc)))
+               for i in range(30)]
+    requests.post(hatinh.base + "/api/v1/measurements", json={"measurements": october}, timeout=60,
+                  headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+    page = hatinh.get(f"/commune/{BEHIND}").text
+    quality = page[page.index('id="quality"'):page.index("</ul>")]
+    assert "Một nửa số lần đo tải xuống nhanh hơn 1.237,5 Mbit/s" in quality
+    assert "0,0% số lần đo dưới ngưỡng 10,0 Mbit/s" in quality and "P10" not in page and "P90" not in page
+    history = page[page.index('id="history"'):]
+    months = re.findall(r'<a href="/commune/18673\?month=(\d{4}-\d\d)', history)
+    assert months[0] == "2026-11" and months[-1] == "2025-12" and len(months) == 12
+    assert re.search(r"10/2026</a></td>\s*<td[^>]*>30 / 300", history)
+    assert "Viettel: 30 mẫu, 9,5 Mbit/s" in history
+    assert "id=\"history-samples-chart\"" in page and "id=\"history-download-chart\"" in page
+    daily = chart_svg(page, "daily-chart")
+    ticks = re.findall(r'<g class="guides"><path [^>]*class="axis major line|<text[^>]*>([\d.,]+)</text>', daily)
+    assert ticks and not [t for t in ticks if "," in t]  # whole samples only: no 0,5 on the axis
+    english = hatinh.get(f"/commune/{BEHIND}", lang="en").text
+    assert "Half of the downloads were faster than 1,237.5 Mbit/s" in english
+
+
+def test_one_operator_is_one_ordinary_bar_beside_the_threshold(hatinh):
+    page = hatinh.get(f"/commune/{ON_TRACK}").text  # Viettel only
+    svg = chart_svg(page, "operator-chart")
+    assert "Viettel" in svg and "Ngưỡng 10,0 Mbit/s" in svg and "VNPT" not in svg
+    assert re.search(r'id="operator-chart"><img alt="[^"]*" width="600" height="262"', page)  # two bars tall
