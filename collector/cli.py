@@ -215,7 +215,7 @@ def cmd_report(args) -> int:
     fmt = "json" if args.json else args.format
     if fmt == "xlsx" and not args.output:
         raise UserError("--format xlsx needs --output FILE.xlsx")
-    data = render_report(report, fmt, args.lang)
+    data = render_report(report, fmt, args.lang, now, settings.timezone)
     if args.output:
         Path(args.output).write_bytes(data)
         print(f"Wrote {args.output}", file=sys.stderr)

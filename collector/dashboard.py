@@ -17,10 +17,11 @@ from xaprobe import communes
 from xaprobe.collector import charts
 from xaprobe.collector.admins import SESSION_MAX
 from xaprobe.collector.deps import ADMIN_COOKIE, Services, admin_auth, services
-from xaprobe.collector.exports import render_raw, render_report
+from xaprobe.collector.exports import render_raw, render_report, title_block
 from xaprobe.collector.fleet import fleet
 from xaprobe.collector.formats import Formats, parse_month_input
 from xaprobe.collector.i18n import labels, language
+from xaprobe.collector.pdf import NoFont, report_pdf
 from xaprobe.collector.reports import STATUSES, monthly_report
 from xaprobe.collector.views import CommuneFilter, advice, commune_history, fleet_counts, select_communes
 from xaprobe.months import month_of, parse_month
@@ -238,6 +239,43 @@ def _history_charts(t: dict[str, str], f: Formats, history: list[Any]) -> dict[s
             "download": charts.history(t["history_download"], months, medians, f)}
 
 
+@router.get("/report", response_class=HTMLResponse)
+def print_view(request: Request, month: str | None = None, province: str | None = None, lang: str = "vi") -> Response:
+    """The province's monthly report as one print-ready page (the browser's Print, with the print stylesheet)."""
+    lang = _lang(lang)
+    if (admin := _admin(request)) is None:
+        return _login_redirect(request)
+    state = services(request)
+    report = monthly_report(state.store, state.settings, _month(state, month, lang),
+                            _province(state, province, lang), state.clock())
+    f, t = _formats(request, lang), labels(lang)
+    chart = charts.operator_bars(t["operators_chart"], {op: o.download_mbps.median
+                                                       for op, o in report.operators.items()}, "Mbit/s", f,
+                                 (t["threshold_bar"], report.threshold_mbps)) if report.operators else ""
+    return _page("print.html", request, lang, report=report, rows=select_communes(report, CommuneFilter()),
+                 lines=title_block(report, lang, state.clock(), state.settings.timezone), counts=report.counts(),
+                 samples=sum(c.samples for c in report.communes), needed=sum(c.target for c in report.communes),
+                 chart=chart, admin=admin)
+
+
+@router.get("/report.pdf")
+def report_pdf_download(request: Request, month: str | None = None, province: str | None = None,
+                        lang: str = "vi") -> Response:
+    lang = _lang(lang)
+    if _admin(request) is None:
+        return _login_redirect(request)
+    state = services(request)
+    month = _month(state, month, lang)
+    report = monthly_report(state.store, state.settings, month, _province(state, province, lang), state.clock())
+    try:
+        data = report_pdf(report, lang, state.clock(), state.settings.timezone)
+    except NoFont:
+        raise BadInput(lang, "no_font", "", 503) from None
+    name = f"xaprobe-{report.province}-{month}.pdf"
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @router.get("/export/report.{fmt}")
 def export_report(request: Request, fmt: Literal["csv", "xlsx"], month: str | None = None,
                   province: str | None = None, lang: str = "vi") -> Response:
@@ -248,7 +286,7 @@ def export_report(request: Request, fmt: Literal["csv", "xlsx"], month: str | No
     month = _month(state, month, lang)
     report = monthly_report(state.store, state.settings, month, _province(state, province, lang), state.clock())
     name = f"xaprobe-{report.province}-{month}.{fmt}"
-    return Response(render_report(report, fmt, lang), media_type=_MEDIA[fmt],
+    return Response(render_report(report, fmt, lang, state.clock(), state.settings.timezone), media_type=_MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -268,5 +306,6 @@ def export_raw(request: Request, fmt: Literal["csv", "xlsx"], month: str | None 
     where = None if code else _province(state, province, lang)
     rows = state.store.stats.raw_rows(month, code, where)
     name = f"xaprobe-samples-{code or where}-{month}.{fmt}"
-    return Response(render_raw(rows, fmt, month), media_type=_MEDIA[fmt],
+    shown = _formats(request, lang).short_month(month).replace("/", "-")
+    return Response(render_raw(rows, fmt, shown, lang, state.settings.timezone), media_type=_MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
