@@ -1,5 +1,5 @@
 """`xaprobe-collector`: init, serve, speedtest-server, device add|list|revoke|rotate|set, admin add|list|revoke,
-fleet, target, report. Every number it takes has a range, checked by argparse before anything runs."""
+fleet, target, report, alerts. Every number it takes has a range, checked by argparse before anything runs."""
 
 from __future__ import annotations
 
@@ -276,6 +276,30 @@ def cmd_speedtest_server(args) -> int:
     return 0
 
 
+def cmd_alerts(args) -> int:
+    """The daily "đôn đốc" check: send (or with --dry-run, print) what is due today."""
+    from xaprobe.collector.alerts import run_alerts
+
+    settings, store = _open(args)
+    province = communes.normalise_code(args.province) if args.province else settings.province
+    if communes.province_name(province) is None:
+        raise UserError(f"--province: {args.province} is not a province code in vietnam-provinces")
+    if not args.dry_run and not settings.alerts.configured():
+        raise UserError("no [alerts.smtp] or [alerts.webhook] in collector.toml: nothing to send with "
+                        "(--dry-run shows what would be sent)")
+    alert, errors = run_alerts(store, settings, province, utc_now(), dry_run=args.dry_run)
+    if alert is None:
+        print("Nothing to send: no probe silent too long, no commune behind (or all told today already).")
+        return 0
+    if args.dry_run:
+        channels = [c for c, on in (("e-mail", settings.alerts.smtp), ("webhook", settings.alerts.webhook)) if on]
+        print(f"Would send by {' and '.join(channels) or 'no channel (none configured)'}:\n")
+    sys.stdout.write(alert.text())
+    for error in errors:
+        print(f"xaprobe-collector: alert not delivered: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 PORT = int_range(1, 65535)
 TARGET = int_range(1, MAX_TARGET)  # what the probe accepts from the collector
 
@@ -370,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lang", choices=("vi", "en"), default="vi")
     s.add_argument("--json", action="store_true", help="same as --format json")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("alerts", help="send today's alerts (probes silent, communes behind) by e-mail and/or webhook")
+    s.add_argument("--province", metavar="CODE", help="default: the configured province")
+    s.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
+    s.set_defaults(func=cmd_alerts)
     return p
 
 

@@ -179,6 +179,14 @@ _LABELS = {
                 "Bản in trên trình duyệt vẫn dùng được.",
                 "The server has no font with Vietnamese letters for the PDF (package fonts-dejavu-core). The "
                 "browser's print view still works."),
+    "alert_subject": ("[xaprobe] Đôn đốc {province} ngày {day}: {probes} thiết bị mất liên lạc quá {hours} giờ, "
+                      "{communes} xã/phường dự kiến không đủ chỉ tiêu",
+                      "[xaprobe] {province} on {day}: {probes} probes silent for over {hours} h, "
+                      "{communes} communes projected to miss their target"),
+    "alert_probe": ("Thiết bị {id} ({commune}) mất liên lạc, lần cuối: {seen}",
+                    "Probe {id} ({commune}) is silent, last seen: {seen}"),
+    "alert_commune": ("{commune}: {samples}/{target} mẫu, dự kiến cuối tháng {projected}, cần thêm {needed} mẫu/ngày",
+                      "{commune}: {samples}/{target} samples, projected {projected}, needs {needed} a day"),
     "no_probes_commune": ("Chưa có thiết bị đo nào cho xã/phường này.", "No probe is enrolled for this commune."),
 }
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
+from xaprobe.collector.alert_config import AlertSettings, read_alerts
 from xaprobe.collector.speedtest_app import SpeedtestLimits
 from xaprobe.errors import ConfigError, UserError
 from xaprobe.health import MAX_TARGET
@@ -68,6 +69,7 @@ class CollectorSettings:
     language: str = "vi"
     refresh_every_s: float = 60.0
     speedtest: SpeedtestLimits = SpeedtestLimits()
+    alerts: AlertSettings = AlertSettings()
 
 
 def _speedtest(r: TableReader, default: SpeedtestLimits) -> SpeedtestLimits:
@@ -114,6 +116,7 @@ def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSett
             language=r.choice("language", ("vi", "en"), settings.language),
             refresh_every_s=r.number("refresh_every_s", settings.refresh_every_s, low=1.0, high=86_400.0),
             speedtest=_speedtest(speedtest, settings.speedtest),
+            alerts=read_alerts(r.sub("alerts")),
         )
         speedtest.reject_unknown()
         r.reject_unknown()

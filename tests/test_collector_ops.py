@@ -191,7 +191,7 @@ def test_a_v3_database_gains_commune_history_sessions_and_sane_targets(db_url):
     store = CollectorStore(open_engine(db_url))
     try:
         with store.engine.connect() as conn:
-            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == 4
+            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == schema.SCHEMA_VERSION
         history = store.devices.history("zero")
         assert [code for _, code in history.spans] == ["18673"]
         assert abs(history.spans[0][0] - enrolled) < dt.timedelta(seconds=1)
