@@ -109,7 +109,7 @@ def get_report(month: str | None = Query(None, pattern=MONTH_PATTERN),
     _province_or_404(province or s.settings.province)
     report = monthly_report(s.store, s.settings, month or month_of(now, s.settings.timezone),
                             province or s.settings.province, now)
-    return Response(render_report(report, format, lang), media_type=MEDIA[format])
+    return Response(render_report(report, format, lang, now, s.settings.timezone), media_type=MEDIA[format])
 
 
 @router.get("/api/v1/fleet", tags=["reports"], responses={401: {"model": Problem}, 404: {"model": Problem}})

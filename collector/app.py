@@ -60,6 +60,7 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so error answers carry the headers too
     app.exception_handler(HTTPException)(_problem)
+    app.exception_handler(dashboard.BadInput)(dashboard.bad_input_page)  # a page in the page's language, not JSON
     app.include_router(ops.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)

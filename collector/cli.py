@@ -1,5 +1,5 @@
 """`xaprobe-collector`: init, serve, speedtest-server, device add|list|revoke|rotate|set, admin add|list|revoke,
-fleet, target, report. Every number it takes has a range, checked by argparse before anything runs."""
+fleet, target, report, alerts. Every number it takes has a range, checked by argparse before anything runs."""
 
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ def cmd_report(args) -> int:
     fmt = "json" if args.json else args.format
     if fmt == "xlsx" and not args.output:
         raise UserError("--format xlsx needs --output FILE.xlsx")
-    data = render_report(report, fmt, args.lang)
+    data = render_report(report, fmt, args.lang, now, settings.timezone)
     if args.output:
         Path(args.output).write_bytes(data)
         print(f"Wrote {args.output}", file=sys.stderr)
@@ -317,6 +317,30 @@ def cmd_speedtest_server(args) -> int:
     logging.getLogger("asyncio").setLevel(logging.ERROR)  # clients end tests by hanging up mid-body
     uvicorn.run(speedtest_app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def cmd_alerts(args) -> int:
+    """The daily "đôn đốc" check: send (or with --dry-run, print) what is due today."""
+    from xaprobe.collector.alerts import run_alerts
+
+    settings, store = _open(args)
+    province = communes.normalise_code(args.province) if args.province else settings.province
+    if communes.province_name(province) is None:
+        raise UserError(f"--province: {args.province} is not a province code in vietnam-provinces")
+    if not args.dry_run and not settings.alerts.configured():
+        raise UserError("no [alerts.smtp] or [alerts.webhook] in collector.toml: nothing to send with "
+                        "(--dry-run shows what would be sent)")
+    alert, errors = run_alerts(store, settings, province, utc_now(), dry_run=args.dry_run)
+    if alert is None:
+        print("Nothing to send: no probe silent too long, no commune behind (or all told today already).")
+        return 0
+    if args.dry_run:
+        channels = [c for c, on in (("e-mail", settings.alerts.smtp), ("webhook", settings.alerts.webhook)) if on]
+        print(f"Would send by {' and '.join(channels) or 'no channel (none configured)'}:\n")
+    sys.stdout.write(alert.text())
+    for error in errors:
+        print(f"xaprobe-collector: alert not delivered: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 PORT = int_range(1, 65535)
@@ -423,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lang", choices=("vi", "en"), default="vi")
     s.add_argument("--json", action="store_true", help="same as --format json")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("alerts", help="send today's alerts (probes silent, communes behind) by e-mail and/or webhook")
+    s.add_argument("--province", metavar="CODE", help="default: the configured province")
+    s.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
+    s.set_defaults(func=cmd_alerts)
     return p
 
 

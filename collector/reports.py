@@ -14,7 +14,8 @@ from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
 from xaprobe.months import month_bounds, month_of
 
-STATUSES = ("behind", "no_data", "on_track")
+# the order an officer reads them in: behind first
+STATUSES = ("behind", "no_data", "on_track", "done")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -58,9 +59,12 @@ class CommuneMonth:
     target: int
     percent: float
     projected: int
-    status: str
+    status: str  # behind, no_data, on_track (projected to reach the target), done (reached it)
     operators: dict[str, OperatorMonth]
     suspect: int = 0  # samples the plausibility gate stored as suspect: not in samples nor medians
+    # samples a day still needed to reach the target by the end of the month (0 once reached; None once the
+    # month is over and it was not)
+    needed_per_day: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,12 @@ class MonthReport:
     threshold_mbps: float
     communes: list[CommuneMonth]
     operators: dict[str, OperatorMonth]  # the whole province (or the one commune asked for)
+    target: int = 300  # the default target (a commune may have its own)
+    days_left: float = 0.0  # days left in the month at the time of the report
+
+    def counts(self) -> dict[str, int]:
+        """How many communes are in each status, every status named (0 when none)."""
+        return {status: sum(c.status == status for c in self.communes) for status in STATUSES}
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,6 +90,19 @@ def elapsed_share(month: str, tz: str, now: dt.datetime) -> float:
     """How much of the local month has passed at now: 0 before it, 1 after it."""
     start, end = month_bounds(month, tz)
     return min(max((now - start) / (end - start), 0.0), 1.0)
+
+
+def days_left(month: str, tz: str, now: dt.datetime) -> float:
+    """Days (fractional) from now to the end of the local month: the whole month before it, 0 after it."""
+    start, end = month_bounds(month, tz)
+    return max((end - max(now, start)).total_seconds(), 0.0) / 86_400
+
+
+def needed_per_day(samples: int, target: int, left: float) -> float | None:
+    """Samples a day that reach the target by the month's end; 0 once reached, None when no time is left."""
+    if samples >= target:
+        return 0.0
+    return (target - samples) / left if left > 0 else None
 
 
 def _operator_month(rows: list[Any], threshold: float) -> OperatorMonth:
@@ -192,6 +215,7 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
     for row in store.stats.cached(month, code):
         by_scope[row.scope][row.operator] = _from_stat(row)
     share = elapsed_share(month, settings.timezone, now)
+    left = days_left(month, settings.timezone, now)
     targets = store.devices.commune_targets()
     suspect = store.stats.suspect_counts(month)
     out = []
@@ -201,12 +225,15 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         failed = sum(o.failed for o in operators.values())
         target = targets.get(unit.code, settings.target)
         projected = samples if share >= 1 else (round(samples / share) if share > 0 else 0)
-        status = "no_data" if samples + failed == 0 else ("on_track" if projected >= target else "behind")
-        out.append(CommuneMonth(unit.code, unit.name, samples, failed, target,
-                                round(100 * samples / target, 1), projected, status, operators,
-                                suspect.get(unit.code, 0)))
+        status = "done" if samples >= target else "no_data" if samples + failed == 0 else \
+            "on_track" if projected >= target else "behind"
+        needed = needed_per_day(samples, target, left)
+        out.append(CommuneMonth(unit.code, unit.name, samples, failed, target, round(100 * samples / target, 1),
+                                projected, status, operators, suspect.get(unit.code, 0),
+                                None if needed is None else round(needed, 1)))
     if only_commune is not None:
         operators = out[0].operators if out else {}
     else:
         operators = dict(sorted(by_scope.get(province_scope(code), {}).items())) if code else {}
-    return MonthReport(month, province if code is None else code, name, settings.threshold_mbps, out, operators)
+    return MonthReport(month, province if code is None else code, name, settings.threshold_mbps, out, operators,
+                       settings.target, round(left, 3))

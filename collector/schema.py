@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from xaprobe.errors import UserError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -153,6 +153,14 @@ stale_months = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
 )
 
+# Alerts sent ("đôn đốc"): one row per item (probe:ID, commune:CODE) and local day, so each goes out once a day.
+alerts_sent = sa.Table(
+    "alerts_sent", metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("item", sa.String(100), primary_key=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # version -> statements that take a database from version-1 to version; a new database gets
 # create_all of the current tables. Each statement is valid on SQLite (3.25 or later) and on PostgreSQL.
 # They are history: they stay as they shipped ('p' || province_code is collector/scope.py's encoding).
@@ -212,6 +220,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE rejections (device_id VARCHAR(64) NOT NULL, month VARCHAR(7) NOT NULL,"
         " reason VARCHAR(64) NOT NULL, count INTEGER NOT NULL, last_detail VARCHAR(300) NOT NULL,"
         " PRIMARY KEY (device_id, month, reason))",
+    ],
+    7: [
+        "CREATE TABLE alerts_sent (day VARCHAR(10) NOT NULL, item VARCHAR(100) NOT NULL,"
+        " sent_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (day, item))",
     ],
 }
 

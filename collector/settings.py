@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xaprobe import communes
+from xaprobe.collector.alert_config import AlertSettings, read_alerts
 from xaprobe.collector.plausibility import AccessBounds, Plausibility
 from xaprobe.collector.speedtest_app import SpeedtestLimits
 from xaprobe.errors import ConfigError, UserError
@@ -70,6 +71,7 @@ class CollectorSettings:
     refresh_every_s: float = 60.0
     speedtest: SpeedtestLimits = SpeedtestLimits()
     plausibility: Plausibility = Plausibility()
+    alerts: AlertSettings = AlertSettings()
 
 
 def _speedtest(r: TableReader, default: SpeedtestLimits) -> SpeedtestLimits:
@@ -135,6 +137,7 @@ def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSett
             refresh_every_s=r.number("refresh_every_s", settings.refresh_every_s, low=1.0, high=86_400.0),
             speedtest=_speedtest(speedtest, settings.speedtest),
             plausibility=_plausibility(r.sub("plausibility"), settings.plausibility),
+            alerts=read_alerts(r.sub("alerts")),
         )
         speedtest.reject_unknown()
         r.reject_unknown()

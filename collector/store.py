@@ -1,12 +1,13 @@
 """The collector's database as its users see it: one engine, and one store per thing it serves
 (`devices`: which probes may talk to it; `enrolment`: their one-time codes; `admins`: which staff;
-`samples`: ingest; `stats`: the figures reports are made of)."""
+`samples`: ingest; `stats`: the figures reports are made of; `alerts`: which alerts went out today)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from xaprobe.collector.admins import AdminStore
+from xaprobe.collector.alertlog import AlertLog
 from xaprobe.collector.devices import DeviceStore
 from xaprobe.collector.enrolment import EnrolmentStore
 from xaprobe.collector.samples import SampleStore
@@ -23,6 +24,7 @@ class CollectorStore:
         self.admins = AdminStore(engine)
         self.samples = SampleStore(engine)
         self.stats = StatsStore(engine)
+        self.alerts = AlertLog(engine)
 
     def ping(self) -> None:
         """Raise if the database does not answer."""

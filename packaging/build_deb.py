@@ -85,7 +85,8 @@ COLLECTOR = Package(
     pip_platform=("--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
                   "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--abi", "cp311"),
     # the wheels are built for CPython 3.11, which is Debian 12's python3
-    depends="python3 (>= 3.11), python3 (<< 3.12), python3-venv, init-system-helpers (>= 1.54~)",
+    # fonts-dejavu-core: the Vietnamese letters of the server-made PDF report
+    depends="python3 (>= 3.11), python3 (<< 3.12), python3-venv, init-system-helpers (>= 1.54~), fonts-dejavu-core",
     suggests="postgresql", summary="central collector for xaprobe speed-test probes",
     description=COLLECTOR_DESCRIPTION,
     purge=("/var/lib/xaprobe-collector", "/var/lib/private/xaprobe-collector", "/etc/xaprobe/collector.toml",

@@ -108,8 +108,19 @@ class Chromium:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
         self.wait_for("Page.loadEventFired")
 
-    def screenshot(self, path: Path) -> None:
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", session=True)["data"]))
+    def set_viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Lay the page out at this size, as a phone (mobile: the meta viewport is honoured) or a desktop."""
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                  deviceScaleFactor=1, mobile=mobile)
+
+    def screenshot(self, path: Path, full_page: bool = False) -> None:
+        """A PNG of the viewport, or of the whole page's length when full_page."""
+        params: dict[str, Any] = {}
+        if full_page:
+            size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
+            params = {"captureBeyondViewport": True,
+                      "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", session=True, **params)["data"]))
 
     def console(self) -> list[str]:
         """What the page's console and the browser's security log said (CSP violations land here)."""

@@ -92,7 +92,7 @@ def test_overview_shows_communes_progress_and_operator_chart(populated, browser)
     assert 'id="operator-chart"' in dom and charts_drawn(browser) == [True]
     svg = chart_svgs(dom)[0]
     assert "<svg" in svg and "Viettel" in svg and "VNPT" in svg
-    assert 'class="device' in dom and "cam-xuyen" in dom
+    assert 'id="fleet-summary"' in dom and 'href="/fleet?lang=vi"' in dom  # probes: a page of their own
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', dom)  # nothing fetched from elsewhere: intranets
     assert not re.search(r"<script", dom) and not re.search(r"\sstyle=", dom)  # the CSP allows neither inline
     assert not [m for m in browser.console() if "Content Security Policy" in m], browser.console()
@@ -110,7 +110,7 @@ def test_commune_page_in_english(populated, browser):
     dom = browser.evaluate("document.documentElement.outerHTML")
     assert "Xã Cẩm Xuyên (18673)" in dom and 'id="daily-chart"' in dom and 'id="spread-chart"' in dom
     assert 'alt="Samples per day"' in dom and 'alt="Operators: median download' in dom
-    assert charts_drawn(browser) == [True, True, True]
+    assert charts_drawn(browser) == [True] * 5  # the month: per day, operators, spread; 12 months: samples, medians
     assert not [m for m in browser.console() if "Content Security Policy" in m], browser.console()
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-commune.png"
@@ -151,3 +151,86 @@ def test_the_token_is_in_no_url_history_or_access_log(populated, browser, tmp_pa
         urls = [row[0] for row in db.execute("SELECT url FROM urls")]
     assert any(url.endswith("/commune/18673") for url in urls), urls
     assert not [url for url in urls if token in url]
+
+
+# ---- #14: the officer's view at a desktop's and a phone's width ----
+
+WIDTHS = {"desktop": (1366, 900, False), "phone": (412, 915, True)}
+# English a Vietnamese page must not show (labels the English page has and the Vietnamese one has not)
+ENGLISH_GIVEAWAYS = ("disk full", "never", "Behind", "On track", "No data", "Samples per day", "Silent", "Stale", "UTC",
+                     "What to do", "Last seen", "median", "Download", "Operator", "threshold")
+
+
+def page_facts(browser: Chromium) -> dict:
+    """What the page looks like to the person: widths, text, where its resources came from, small targets."""
+    return browser.evaluate("""(() => {
+        const small = Array.from(document.querySelectorAll('a, button, select, input:not([type=hidden]), summary'))
+          .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+          .map(e => [e.outerHTML.slice(0, 80), e.getBoundingClientRect().height])
+          .filter(([_, h]) => h < 40);
+        const wide = Array.from(document.querySelectorAll('body *'))
+          .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > window.innerWidth + 1)
+          .map(e => e.outerHTML.slice(0, 100));
+        return {scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth, wide: wide,
+                text: document.body.innerText, small: small,
+                resources: performance.getEntriesByType('resource').map(r => r.name),
+                html: document.documentElement.outerHTML.length};
+    })()""")
+
+
+def english_on(text: str) -> list[str]:
+    from xaprobe.collector.i18n import labels
+
+    vi, en = labels("vi"), labels("en")
+    english = [en[k] for k in en if en[k] != vi[k] and len(en[k]) > 4 and "{" not in en[k]]
+    text = re.sub(r"UTC[+-]\d\d:\d\d", "", text)  # the zone's offset, as the page names its time zone
+    return [w for w in (*ENGLISH_GIVEAWAYS, *english) if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text)]
+
+
+@pytest.fixture
+def hatinh(tmp_path):
+    from officer import province
+
+    with province(f"sqlite:///{tmp_path / 'officer.db'}") as p:
+        yield p
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_officer_pages_fit_the_screen_in_vietnamese(hatinh, browser, width):
+    from officer import BEHIND
+
+    w, h, mobile = WIDTHS[width]
+    browser.set_viewport(w, h, mobile)
+    sign_in(browser, hatinh, "/")
+    ARTIFACTS.mkdir(exist_ok=True)
+    pages = {"overview": "/?province=42", "commune": f"/commune/{BEHIND}", "fleet": "/fleet",
+             "print": "/report?province=42"}
+    weights = {}
+    for name, path in pages.items():
+        browser.navigate(hatinh.base + path)
+        facts = page_facts(browser)
+        assert facts["scrollWidth"] <= facts["width"], (name, facts["scrollWidth"], facts["width"])
+        assert not facts["wide"], (name, facts["wide"][:5])  # nothing sticks out past the right edge either
+        text = facts["text"]
+        assert not english_on(text), (name, english_on(text))
+        assert not re.search(r"(?<![\d.])\d+\.\d{1,2}(?![\d.])", text.replace("0.1.0", "")), \
+            (name, re.findall(r".{20}(?<![\d.])\d+\.\d{1,2}(?![\d.]).{20}", text))  # no English decimals
+        assert not re.search(r"\d,\d{3}(?!\d)", text), name  # no English thousands
+        base = hatinh.base
+        assert all(r.startswith((base, "data:")) for r in facts["resources"]), facts["resources"]
+        assert all(charts_drawn(browser)), name
+        assert not [m for m in browser.console() if "Content Security Policy" in m], browser.console()
+        if mobile:
+            assert not facts["small"], (name, facts["small"][:5])  # touch targets at least 40 px high
+        weights[name] = facts["html"]
+        browser.screenshot(ARTIFACTS / f"officer-{name}-{w}.png", full_page=True)
+    overview = browser_text(browser, hatinh.base + "/?province=42")
+    assert "1.237,5" in overview and "tháng 11/2026" in overview
+    (ARTIFACTS / f"page-weights-{w}.txt").write_text(
+        "".join(f"{name} {size / 1024:.1f} KB\n" for name, size in weights.items()))
+
+
+def browser_text(browser: Chromium, url: str) -> str:
+    browser.navigate(url)
+    return browser.evaluate("document.body.innerText")
+

@@ -49,10 +49,10 @@ def test_exports_of_hostile_probe_text(sqlite_collector):
     assert set(HOSTILE[:4]) <= texts
     numbers = [cell.value for cell in cells if cell.data_type == "n"]
     assert 42.5 in numbers and 50_000_000 in numbers  # download_mbps and bytes_down stay numbers
-    raw_csv = requests.get(c.base + "/export/raw.csv?commune=18673", headers=admin, timeout=30).content
+    raw_csv = requests.get(c.base + "/export/raw.csv?commune=18673&lang=en", headers=admin, timeout=30).content
     rows = list(csv.DictReader(io.StringIO(raw_csv.decode("utf-8-sig"))))
-    assert sorted(r["operator"] for r in rows) == sorted("'" + t for t in HOSTILE[:4])
-    assert all(r["download_mbps"] == "42.5" for r in rows)
+    assert sorted(r["Operator"] for r in rows) == sorted("'" + t for t in HOSTILE[:4])
+    assert all(r["Download (Mbit/s)"] == "42.5" for r in rows)
     report = requests.get(c.base + "/export/report.xlsx?province=42", headers=admin, timeout=30)
     report_cells = [cell for row in load_workbook(io.BytesIO(report.content)).active.iter_rows() for cell in row]
     assert not [cell.coordinate for cell in report_cells if cell.data_type == "f"]
