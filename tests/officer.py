@@ -44,7 +44,7 @@ class Province:
 def _send(base: str, token: str, device: str, commune: str, n: int, operators: tuple[str, ...], speed: float) -> None:
     # bytes and duration agree with the speed (an ingest plausibility gate may compare them)
     items = [to_wire(make_measurement(device_id=device, commune_code=commune, download_mbps=speed + i % 7,
-                                      bytes_down=int((speed + i % 7) * 1e6 / 8 * 21.5),
+                                      bytes_down=int((speed + i % 7) * 1e6 / 8 * 10),
                                       started_at=NOW - dt.timedelta(hours=1 + 3 * i),
                                       link=Link(name=op.lower(), operator=op)))
              for i in range(n) for op in operators]

@@ -103,7 +103,7 @@ def test_commune_page_in_plain_words_with_history(hatinh):
 
     token = hatinh.store.devices.rotate("p-cam-xuyen", NOW, dt.timedelta(days=1))
     october = [to_wire(make_measurement(device_id="p-cam-xuyen", commune_code=BEHIND, download_mbps=9.5,
-                                        bytes_down=int(9.5e6 / 8 * 21.5),
+                                        bytes_down=int(9.5e6 / 8 * 10),
                                         started_at=dt.datetime(2026, 10, 3 + i % 20, tzinfo=dt.timezone.utc)))
                for i in range(30)]
     requests.post(hatinh.base + "/api/v1/measurements", json={"measurements": october}, timeout=60,
