@@ -151,7 +151,7 @@ class Probe:
     def heartbeat_record(self) -> Heartbeat:
         """The probe's status (as `xaprobe status` has it) plus what only the daemon knows."""
         now = self.clock()
-        status = dataclasses.replace(probe_status(self.config, self.store, now), clock_synced=self.clock_synced())
+        status = probe_status(self.config, self.store, now, self.clock_synced)
         self.journal.clock(status.clock_synced)
         try:
             disk_free: int | None = shutil.disk_usage(self.config.store.parent).free

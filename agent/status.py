@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from xaprobe.agent import context
@@ -15,7 +16,8 @@ from xaprobe.months import month_of, utc_now
 from xaprobe.wire import Measurement
 
 
-def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = None) -> ProbeStatus:
+def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = None,
+                 clock_synced: Callable[[], bool | None] = context.clock_synced) -> ProbeStatus:
     """Return the probe's status as the store and the planner see it at now."""
     now = now or utc_now()
     links = []
@@ -40,7 +42,7 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
         oldest_pending_age_s=round((now - backlog.oldest_pending).total_seconds()) if backlog.oldest_pending
         else None,
         last_upload_at=upload.last_success_at, last_upload_error=upload.last_error,
-        token_refused=upload.refuses(config.token.fingerprint()), clock_synced=context.clock_synced(),
+        token_refused=upload.refuses(config.token.fingerprint()), clock_synced=clock_synced(),
         centre=store.centre_settings(), events=tuple(store.events(last=5)),
     )
 
