@@ -45,7 +45,7 @@ from xaprobe.agent.engines.limits import (
 )
 from xaprobe.months import utc_now
 from xaprobe.tomlschema import setting
-from xaprobe.wire import Measurement, Server, new_id
+from xaprobe.wire import Measurement, Method, Server, new_id
 
 # Ookla's random{N}x{N}.jpg sizes in bytes, to plan a byte cap before the test
 DOWNLOAD_BYTES = {350: 245388, 500: 505544, 750: 1118012, 1000: 1986284, 1500: 4468241, 2000: 7907740,
@@ -445,4 +445,4 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
         capped=bool(cap), server=Server(url=best.get("url", url), id=str(best.get("id") or "") or None,
                                         name=best.get("sponsor") or best.get("name") or ""),
         client_ip=(results.client or {}).get("ip", "")[:64], isp=(results.client or {}).get("isp", "")[:200],
-        duration_s=round(time.perf_counter() - clock, 3))
+        duration_s=round(time.perf_counter() - clock, 3), method=Method(bytes="app", latency="speedtest-cli"))
