@@ -45,6 +45,7 @@ class Behaviour:
     close_each: bool = False  # "Connection: close" on every answer (PHP's built-in server)
     keep_alive_max: int = 0  # close after this many answers on one connection (Apache's MaxKeepAliveRequests)
     chunked: bool = False  # no Content-Length on downloads: chunked bodies (PHP's flush() under a web server)
+    one_at_a_time: bool = False  # one request served at a time, the others wait (`php -S` with one worker)
 
 
 @dataclasses.dataclass
@@ -72,6 +73,7 @@ class _App:
         self.behaviour = behaviour
         self.served = Served()
         self._answers: dict[tuple, int] = {}  # answers given per client connection (address, port)
+        self._one: asyncio.Lock | None = None  # made inside the server's event loop, on first use
 
     def _closing(self, scope) -> list[tuple[bytes, bytes]]:
         b = self.behaviour
@@ -137,6 +139,14 @@ class _App:
         if scope["type"] != "http":
             return
         self.served.requests += 1
+        if self.behaviour.one_at_a_time:
+            self._one = self._one or asyncio.Lock()
+            async with self._one:
+                await self._serve(scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope, receive, send) -> None:
         name = scope["path"].rsplit("/", 1)[-1]
         name = name[:-4] if name.endswith(".php") and name != "upload.php" else name
         if scope["method"] == "OPTIONS":

@@ -34,6 +34,7 @@ from xaprobe.agent.engines.httpsession import (
     require_ok,
 )
 from xaprobe.agent.engines.limits import HEAD_ROOM, SMALL_ANSWER, LimitExceeded, bound_next_answer, deadline_s
+from xaprobe.agent.engines.pings import KEEPALIVE, Pinger
 from xaprobe.agent.engines.sockets import ByteMeter
 from xaprobe.months import utc_now
 from xaprobe.tomlschema import setting
@@ -63,12 +64,6 @@ class Settings:
                                  "by itself when a link's monthly budget runs short.")
     latency_samples: int = setting(12, "Idle latency round trips.", low=10, high=100)
     timeout_s: float = setting(10.0, "Timeout in seconds for each network operation.", low=1.0, high=120.0)
-
-
-def _ping(s: Session, conn: http.client.HTTPConnection) -> float:
-    start = time.perf_counter()
-    get_small(s, conn, s.ep.empty, "a ping answer")
-    return (time.perf_counter() - start) * 1000
 
 
 def _read_download(s: Session, conn: http.client.HTTPConnection, meter: ByteMeter, chunks: int) -> None:
@@ -145,10 +140,11 @@ def _upload_stream(s: Session, meter: ByteMeter, budget: Budget) -> None:
         s.crashed(e)
 
 
-def _pinger(s: Session, conn: http.client.HTTPConnection, out: list[float], until: threading.Event) -> None:
+def _pinger(s: Session, method: str, out: list[float], until: threading.Event) -> None:
     try:
+        pinger = Pinger(s, method)
         while not until.wait(PING_EVERY_S) and not s.stop.is_set() and not s.received.spent:
-            out.append(_ping(s, conn))
+            out.append(pinger.sample())
     except NETWORK_ERRORS:
         pass  # a lost loaded-latency sample is not a failed test
     except Exception as e:  # noqa: BLE001 - not caught: handed to run(), which raises it
@@ -175,7 +171,7 @@ def _sample(s: Session, meter: ByteMeter, threads: list[threading.Thread], durat
 
 
 def _transfer(s: Session, upload: bool, streams: int, duration: float, cap: int,
-              rtts_loaded: list[float] | None = None) -> tuple[float, bool]:
+              rtts_loaded: list[float] | None = None, ping_method: str = KEEPALIVE) -> tuple[float, bool]:
     """Run one direction; return (steady Mbit/s, capped)."""
     s.check()
     s.stop.clear()
@@ -186,7 +182,7 @@ def _transfer(s: Session, upload: bool, streams: int, duration: float, cap: int,
     done = threading.Event()
     pinger = None
     if rtts_loaded is not None:
-        pinger = threading.Thread(target=_pinger, args=(s, s.connection(), rtts_loaded, done), daemon=True)
+        pinger = threading.Thread(target=_pinger, args=(s, ping_method, rtts_loaded, done), daemon=True)
     for t in threads + ([pinger] if pinger else []):
         t.start()
     samples = _sample(s, meter, threads, duration)
@@ -244,18 +240,19 @@ class _Figures:
 
 
 def _measure(s: Session, settings: Settings, cap: int) -> _Figures:
-    conn = s.connection()
-    _ping(s, conn)  # warm-up: connection set-up is not latency
-    idle = [_ping(s, conn) for _ in range(settings.latency_samples)]
+    pinger = Pinger(s)
+    pinger.warm_up()
+    idle = [pinger.sample() for _ in range(settings.latency_samples)]
     s.close_all()
     latency, jitter = rates.latency_stats(idle)
     ip, isp = _client_info(s)
     loaded: list[float] = []
-    down, cap_down = _transfer(s, False, settings.streams, settings.duration_s, cap, loaded)
+    down, cap_down = _transfer(s, False, settings.streams, settings.duration_s, cap, loaded, pinger.method)
     time.sleep(0.2)  # let the download's last packets drain before the upload starts
     up, cap_up = _transfer(s, True, settings.streams, settings.duration_s, cap)
     loaded_latency, _ = rates.latency_stats(loaded)
-    return _Figures(down, up, latency, jitter, loaded_latency, cap_down or cap_up, ip, isp, Method())
+    return _Figures(down, up, latency, jitter, loaded_latency, cap_down or cap_up, ip, isp,
+                    Method(latency=pinger.method))
 
 
 def _moved(s: Session, method: Method) -> dict[str, Any]:
