@@ -4,14 +4,18 @@ server), a keep-alive limit (Apache), chunked answers, a wrong URL; and our own 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from xaprobe.agent.engines import http as engine
 from xaprobe.agent.engines.base import RunRequest
+from xaprobe.agent.engines.librespeed import ClientInfo, parse_get_ip
+from xaprobe.agent.engines.speedtest import public_config as st_public_config
 from xaprobe.collector.server import serve_in_thread
-from xaprobe.collector.speedtest_app import Behaviour, Served, make_app
+from xaprobe.collector.speedtest_app import Behaviour, Served, chunk_count, make_app
 
 FAST = engine.Settings(duration_s=1.5, streams=2, timeout_s=3)
 
@@ -71,3 +75,88 @@ def test_pings_against_a_server_that_closes_each_time_are_tcp_handshakes():
     assert m.method is not None and m.method.latency == "tcp-connect"
     assert m.latency_ms is not None and m.latency_ms < 20
     assert m.loaded_latency_ms is not None and m.loaded_latency_ms < 20, m
+
+
+def run_against(behaviours: dict, path: str = "/", **settings: object):
+    from hostile import HostileServer
+
+    with HostileServer(behaviours) as server:
+        start = time.monotonic()
+        m = engine.run(RunRequest(), dataclasses.replace(FAST, **settings), server.url + path)  # type: ignore[arg-type]
+        return m, time.monotonic() - start, server.seen
+
+
+def test_a_url_naming_garbage_php_is_not_a_librespeed_server():
+    # PHP runs garbage.php for /backend/garbage.php/empty too (PATH_INFO): every "ping" was 4 MiB, and the
+    # test was "ok" with 11,696 ms latency after 168 s
+    from hostile import garbage
+
+    m, took, _ = run_against({"/backend/garbage.php*": garbage()}, "/backend/garbage.php")
+    assert m.status == "failed" and took < 5
+    assert "is not a LibreSpeed server" in m.error and "give the folder that holds it" in m.error, m.error
+
+
+def test_a_web_page_is_not_a_librespeed_server():
+    from hostile import answer
+
+    page = answer(200, b"<html><body>Router login</body></html>" * 40, {"Content-Type": "text/html"})
+    m, _, _ = run_against({"*": page})
+    assert m.status == "failed" and "is not a LibreSpeed server" in m.error and "text/html" in m.error, m.error
+
+
+def test_a_garbage_answer_that_is_not_whole_mib_fails():
+    from hostile import answer, blob
+
+    m, _, _ = run_against({"/empty": answer(200), "/garbage": blob(1000, 1000), "/getIP": answer(404)})
+    assert m.status == "failed" and "/garbage answered 1000 bytes for" in m.error, m.error
+
+
+def test_php_layout_is_found_and_isp_asked():
+    from hostile import answer, garbage
+
+    ip = answer(200, b'{"processedString": "127.0.0.1 - Viettel, VN (12 km)", "rawIspInfo": {}}')
+    m, _, seen = run_against({"/b/empty.php": answer(200), "/b/garbage.php": garbage(), "/b/getIP.php": ip}, "/b/")
+    assert m.status == "ok", m.error
+    assert m.method is not None and m.method.layout == "php"
+    assert m.client_ip == "127.0.0.1" and m.isp == "Viettel, VN (12 km)"
+    assert any(r.startswith("GET /b/getIP.php?isp=true&") for r in seen.requests), seen.requests
+
+
+@pytest.mark.parametrize("body, ip, isp", [
+    (b'{"processedString": "203.0.113.9 - VNPT", "rawIspInfo": ""}', "203.0.113.9", "VNPT"),
+    (b"203.0.113.9\n", "203.0.113.9", ""),
+    (b"<html>hello</html>", "", ""),
+    (b'["203.0.113.9"]', "", ""),
+])
+def test_get_ip_answers_are_parsed(body, ip, isp):
+    assert parse_get_ip(body) == ClientInfo(ip, isp)
+
+
+@pytest.mark.parametrize("query, mib", [("", 4), ("ckSize=0", 4), ("ckSize=abc", 4), ("ckSize=1.5", 1),
+                                        ("ckSize=7", 7), ("ckSize=5000", 1024), ("ckSize=-3", 0)])
+def test_cksize_is_read_as_librespeeds_garbage_php_reads_it(query, mib):
+    # garbage.php: intval($_GET['ckSize']), empty() gives 4, above 1024 gives 1024
+    assert chunk_count(query) == mib
+
+
+def test_our_server_is_a_good_peer_for_browsers_and_speedtest_cli():
+    import requests
+    import speedtest
+
+    with peer() as (url, _):
+        root = url.removesuffix("speedtest/")
+        folder = requests.get(root, timeout=5)
+        assert folder.status_code == 200  # speedtest-cli --mini checks the folder first
+        assert requests.get(url + "empty", timeout=5).headers["Timing-Allow-Origin"] == "*"
+        assert len(requests.get(url + "garbage.php?ckSize=0", timeout=5).content) == 4 << 20
+
+        class Offline(speedtest.Speedtest):
+            def get_config(self):  # speedtest.net is not reachable from here: its public values instead
+                self.config.update(st_public_config())
+                self.lat_lon = (0.0, 0.0)
+                return self.config
+
+        client = Offline(timeout=5)
+        client.set_mini_server(root)  # what `speedtest-cli --mini URL` does
+        client.get_best_server(client.servers)
+        assert client.download() > 0 and client.upload() > 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.client
-import json
 import os
 import random
 import threading
@@ -29,10 +28,10 @@ from xaprobe.agent.engines.httpsession import (
     Budget,
     Endpoints,
     Session,
-    get_small,
     open_get,
     require_ok,
 )
+from xaprobe.agent.engines.librespeed import check_garbage, discover, parse_get_ip
 from xaprobe.agent.engines.limits import HEAD_ROOM, SMALL_ANSWER, LimitExceeded, bound_next_answer, deadline_s
 from xaprobe.agent.engines.pings import KEEPALIVE, Pinger
 from xaprobe.agent.engines.sockets import ByteMeter
@@ -56,8 +55,9 @@ class Settings:
 
     server: str = setting("", "A LibreSpeed-compatible server: the collector's own /speedtest/, a provincial "
                               "server, ...", url=True)
-    paths: str = setting("plain", '"plain" for /garbage, /empty, /getIP; "php" for LibreSpeed\'s garbage.php, '
-                                  "empty.php, getIP.php.", choices=("plain", "php"))
+    paths: str = setting("auto", '"plain" for /garbage, /empty, /getIP; "php" for LibreSpeed\'s garbage.php, '
+                                 'empty.php, getIP.php; "auto" finds which the server has.',
+                         choices=("auto", "plain", "php"))
     streams: int = setting(4, "Parallel TCP streams per direction.", low=1, high=32)
     duration_s: float = setting(10.0, "Seconds per direction.", low=1.0, high=120.0)
     cap_mb: float = setting(0.0, "At most this many MB per direction per test (0: no cap). The planner caps tests "
@@ -79,6 +79,7 @@ def _read_download(s: Session, conn: http.client.HTTPConnection, meter: ByteMete
         meter.count_app(len(data))
     if not s.stop.is_set():
         resp.read()  # read1 leaves a fully read body open; this ends it so the next GET can go
+        check_garbage(s.ep, asked, got, resp.getheader("Content-Length"))
         s.received.refund(asked - got)  # a server may send less than asked (its own ckSize limit)
 
 
@@ -209,21 +210,19 @@ def _transfer(s: Session, upload: bool, streams: int, duration: float, cap: int,
     return mbps, budget.hit
 
 
-_INFO_ERRORS: tuple[type[Exception], ...] = (*NETWORK_ERRORS, ValueError)  # ValueError: getIP not JSON
-
-
 def _client_info(s: Session) -> tuple[str, str]:
     try:
-        body = get_small(s, s.connection(), s.ep.get_ip, "a getIP answer")
-        info = json.loads(body.decode("utf-8", "replace"))
-        text = str(info.get("processedString", "")) if isinstance(info, dict) else ""
+        # isp=true: LibreSpeed adds the ISP (and distance) only when asked
+        conn = s.connection()
+        body = open_get(conn, s.ep.get_ip, SMALL_ANSWER, f"{s.ep.get_ip} (a getIP answer)", "isp=true&",
+                        s.received.charge).read()
     except LimitExceeded:
         raise  # a getIP answer of megabytes is a server that lies, not a missing endpoint
-    except _INFO_ERRORS:
+    except NETWORK_ERRORS:
         s.check()
         return "", ""  # the client's address is context, not the measurement
-    ip, _, isp = text.partition(" - ")
-    return ip.strip()[:64], isp.strip()[:200]
+    info = parse_get_ip(body)
+    return info.ip, info.isp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +238,9 @@ class _Figures:
     method: Method
 
 
-def _measure(s: Session, settings: Settings, cap: int) -> _Figures:
+def _measure(s: Session, settings: Settings, cap: int, url: str) -> _Figures:
+    s.ep = discover(s, url, settings.paths)
+    s.close_all()
     pinger = Pinger(s)
     pinger.warm_up()
     idle = [pinger.sample() for _ in range(settings.latency_samples)]
@@ -252,7 +253,8 @@ def _measure(s: Session, settings: Settings, cap: int) -> _Figures:
     up, cap_up = _transfer(s, True, settings.streams, settings.duration_s, cap)
     loaded_latency, _ = rates.latency_stats(loaded)
     return _Figures(down, up, latency, jitter, loaded_latency, cap_down or cap_up, ip, isp,
-                    Method(latency=pinger.method))
+                    Method(latency=pinger.method,
+                           layout="php" if s.ep.empty.endswith(".php") else "plain"))
 
 
 def _moved(s: Session, method: Method) -> dict[str, Any]:
@@ -281,14 +283,14 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
     if not url:
         return dataclasses.replace(base, error="no server given (set engines.http.server or use --server URL)")
     try:
-        ep = Endpoints.from_url(url, settings.paths)
+        ep = Endpoints.from_url(url, "plain" if settings.paths == "auto" else settings.paths)
     except EngineError as e:
         return dataclasses.replace(base, error=str(e))
     s = Session(ep, request, settings.timeout_s, deadline_s(2 * settings.duration_s, settings.timeout_s),
                  cap, settings.streams)
     with s.deadline.running():
         try:
-            f = _measure(s, settings, cap)
+            f = _measure(s, settings, cap, url)
         except NETWORK_ERRORS as e:
             s.close_all()
             s.raise_crash()  # a programming error in a stream is raised even when the network failed too
