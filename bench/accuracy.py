@@ -57,10 +57,11 @@ def iperf3(lab: NetLab, streams: int, seconds: float, reverse: bool) -> float:
     import subprocess
     import time
 
-    lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    server = lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     time.sleep(0.3)
     out, _, _ = lab.run_client(["iperf3", "-c", lab.server_ip, "-P", str(streams), "-t", f"{seconds:g}", "-O", "2",
                                 "-J", *(["-R"] if reverse else [])], timeout=seconds + 60)
+    server.wait(timeout=15)  # iperf3 -s -1 leaves after its one test: the next one may then listen
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 

@@ -22,10 +22,11 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 def iperf3(lab: EmulatedLab, seconds: int = 6, streams: int = 4, reverse: bool = False) -> float:
     """Mbit/s iperf3 received over the path after its first 2 s (slow start) are left out."""
-    lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    server = lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     time.sleep(0.3)
     out, _, _ = lab.run_client(["iperf3", "-c", lab.server_ip, "-P", str(streams), "-t", str(seconds), "-O", "2",
                                 "-J", *(["-R"] if reverse else [])], timeout=seconds + 30)
+    server.wait(timeout=15)  # iperf3 -s -1 leaves after its one test: the next one may then listen
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
