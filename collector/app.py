@@ -20,7 +20,7 @@ from xaprobe.collector.headers import SecurityHeaders
 from xaprobe.collector.metrics import Metrics, MetricsMiddleware
 from xaprobe.collector.reports import refresh_recent
 from xaprobe.collector.settings import CollectorSettings
-from xaprobe.collector.speedtest_app import SpeedtestApp
+from xaprobe.collector.speedtest_app import make_app as speedtest
 from xaprobe.collector.store import CollectorStore
 from xaprobe.months import utc_now
 
@@ -64,5 +64,5 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     app.include_router(ops.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
-    app.mount("/speedtest", SpeedtestApp(settings.speedtest))
+    app.mount("/speedtest", speedtest(limits=settings.speedtest))
     return app

@@ -15,7 +15,8 @@ from typing import Any
 from xaprobe.fields import WireError, check_integer, check_number, check_text, check_time
 from xaprobe.months import format_utc
 
-__all__ = ["Link", "Location", "Measurement", "Radio", "Server", "WireError", "from_wire", "new_id", "to_wire"]
+__all__ = ["Link", "Location", "Measurement", "Method", "Radio", "Server", "WireError", "from_wire", "new_id",
+           "to_wire"]
 
 STATUSES = ("ok", "failed")
 ACCESS_TYPES = ("ethernet", "wifi", "cellular", "other", "")
@@ -23,6 +24,8 @@ MAX_MBPS = 1_000_000.0
 MAX_MS = 3_600_000.0
 MAX_BYTES = 10**13
 MAX_TEXT = 500
+BYTE_SOURCES = ("kernel", "app", "")
+LATENCY_METHODS = ("http-keepalive", "http-reconnect", "tcp-connect", "speedtest-cli", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,26 @@ class Location:
 
 
 @dataclasses.dataclass(frozen=True)
+class Method:
+    """How a test measured, so that figures taken different ways are never mixed without saying so.
+
+    `bytes`: "kernel" (TCP_INFO of every socket the test opened) or "app" (what the program read and
+    wrote). `latency`: "http-keepalive" (small GETs on one kept-alive connection), "http-reconnect" (each
+    GET on a new connection, connect time excluded), "tcp-connect" (TCP handshakes) or "speedtest-cli".
+    `layout`: the server's endpoint names found ("plain", "php"). `candidates`: servers tried to pick the
+    one used (0: none chosen). `cross_traffic_kbps`: other traffic seen on the link's interface just
+    before the test, `quiet_waits` how often the test waited for the link to be quiet."""
+
+    bytes: str = ""
+    latency: str = ""
+    layout: str = ""
+    candidates: int = 0
+    server_latency_ms: float | None = None
+    cross_traffic_kbps: float | None = None
+    quiet_waits: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Measurement:
     id: str
     started_at: dt.datetime
@@ -89,6 +112,7 @@ class Measurement:
     isp: str = ""
     error: str | None = None
     agent_version: str = ""
+    method: Method | None = None  # added within v1: an older collector keeps it in extra
     extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
@@ -172,6 +196,28 @@ def _radio(obj: dict | None) -> Radio | None:
     )
 
 
+def _choice(obj: dict, key: str, path: str, choices: tuple[str, ...]) -> str:
+    value = _text(obj, key, path, limit=32)
+    if value not in choices:
+        raise WireError(path + key, f"must be one of {', '.join(c for c in choices if c)}, got {value!r}")
+    return value
+
+
+def _method(obj: dict | None) -> Method | None:
+    if obj is None:
+        return None
+    p = "method."
+    return Method(
+        bytes=_choice(obj, "bytes", p, BYTE_SOURCES),
+        latency=_choice(obj, "latency", p, LATENCY_METHODS),
+        layout=_text(obj, "layout", p, limit=16),
+        candidates=_integer(obj, "candidates", p, 10_000),
+        server_latency_ms=_number(obj, "server_latency_ms", p, MAX_MS),
+        cross_traffic_kbps=_number(obj, "cross_traffic_kbps", p, MAX_MBPS * 1000),
+        quiet_waits=_integer(obj, "quiet_waits", p, 1000),
+    )
+
+
 def from_wire(obj: Any) -> Measurement:
     """Validate one wire item and return its Measurement; raise WireError naming the field."""
     if not isinstance(obj, dict):
@@ -241,5 +287,6 @@ def from_wire(obj: Any) -> Measurement:
         isp=_text(obj, "isp", "", limit=200),
         error=_text(obj, "error", "", limit=MAX_TEXT) or None,
         agent_version=_text(obj, "agent_version", "", limit=32),
+        method=_method(_object(obj, "method")),
         extra={k: v for k, v in obj.items() if k not in _KNOWN},
     )

@@ -95,7 +95,8 @@ def test_server_error_status_is_named():
     m = engine.run(RunRequest(), FAST, f"http://127.0.0.1:{server.server_port}/speedtest/")
     server.shutdown()
     assert m.status == "failed"
-    assert m.error == "server answered 404 Not Found for /speedtest/empty"
+    base = f"http://127.0.0.1:{server.server_port}/speedtest/"
+    assert m.error == f"{base} is not a LibreSpeed server: 404 for /speedtest/empty and /speedtest/empty.php"
 
 
 def test_php_layout_is_served_too(speedtest_server):

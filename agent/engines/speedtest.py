@@ -43,9 +43,10 @@ from xaprobe.agent.engines.limits import (
     cut_socket,
     deadline_s,
 )
+from xaprobe.agent.engines.sockets import abort, tcp_counters
 from xaprobe.months import utc_now
 from xaprobe.tomlschema import setting
-from xaprobe.wire import Measurement, Server, new_id
+from xaprobe.wire import Measurement, Method, Server, new_id
 
 # Ookla's random{N}x{N}.jpg sizes in bytes, to plan a byte cap before the test
 DOWNLOAD_BYTES = {350: 245388, 500: 505544, 750: 1118012, 1000: 1986284, 1500: 4468241, 2000: 7907740,
@@ -189,6 +190,9 @@ class _Test:
         self.received = 0  # bytes read through the test's answers, headers included
         self.user_agent = f"xaprobe/{__version__}"
         self._socks: list[socket.socket] = []
+        # a second handle on every TCP socket of the test: the kernel's counts outlive speedtest-cli closing
+        # it, and at the end each is reset so that nothing the test sent is still crossing the link
+        self._twins: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def watch(self, sock: socket.socket) -> None:
@@ -219,7 +223,25 @@ class _Test:
             raise LimitExceeded(str(self.breach))
         sock = socket.create_connection(address, self.deadline.timeout(self.timeout), self.source)
         self.watch(sock)
+        with self._lock:
+            self._twins.append(sock.dup())
         return sock
+
+    def kernel_counts(self) -> tuple[int, int] | None:
+        """(bytes the servers acknowledged, bytes received) over every connection so far; None without TCP_INFO."""
+        with self._lock:
+            counts = [tcp_counters(twin) for twin in self._twins]
+        if any(c is None for c in counts):
+            return None
+        return sum(c[0] for c in counts if c), sum(c[1] for c in counts if c)
+
+    def end(self) -> None:
+        """Reset every connection the test opened, so no byte of it still crosses the link after it returns."""
+        with self._lock:
+            twins, self._twins = self._twins, []
+        for twin in twins:
+            abort(twin)
+            twin.close()
 
     def connection(self, host: str, https: bool, limit: int, what: str, **tls: Any) -> http.client.HTTPConnection:
         """A connection to host (host[:port]) whose answer is read `limit` bytes at most; cut at the deadline."""
@@ -263,6 +285,8 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
             return self.do_open(self._connect(req, https), req)  # TLS: the default context, certificates checked
         except NETWORK_ERRORS:
             raise
+        except _speedtest_module().SpeedtestUploadTimeout:
+            raise  # speedtest-cli's own end of an upload at its time limit, raised from its body's read()
         except Exception as e:
             # on speedtest-cli's threads a programming error would only be printed: the test raises it at the end
             self.test.crash = self.test.crash or e
@@ -407,11 +431,18 @@ def _run_client(url: str, settings: Settings, test: _Test, cap: int, where: str)
         raise EngineError(f"the server {where} did not answer latency.txt (is it a Speedtest server?)")
     client.download()
     test.check()
+    before = test.kernel_counts()
     client.upload(pre_allocate=False if cap else True)
     test.check()
     results = client.results
     if not results.bytes_received or not results.bytes_sent:
         raise EngineError(f"no data moved to or from {where} (speedtest-cli hides the reason)")
+    after = test.kernel_counts()
+    if before is not None and after is not None and results.upload > 0:
+        # speedtest-cli counts what it handed to the socket (up to 1.17 of the ceiling on a slow link): the
+        # rate is what the server acknowledged, over speedtest-cli's own upload time
+        elapsed = results.bytes_sent * 8 / results.upload
+        results.upload = (after[0] - before[0]) * 8 / elapsed
     return results
 
 
@@ -433,7 +464,11 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
                                             if request.bind_interface else None)
         test = _Test(where, source, settings.timeout_s, lengths["download"] + lengths["upload"])
         with test.deadline.running():
-            results = _run_client(url, settings, test, cap, where)
+            try:
+                results = _run_client(url, settings, test, cap, where)
+                kernel = test.kernel_counts()
+            finally:
+                test.end()
     except (*NETWORK_ERRORS, st.SpeedtestException) as e:
         moved = test.received if test else 0  # what was read before the failure, headers included
         return dataclasses.replace(base, error=describe_error(e, where), bytes_down=moved,
@@ -441,8 +476,11 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
     best = results.server or {}
     return dataclasses.replace(
         base, status="ok", download_mbps=round(results.download / 1e6, 3), upload_mbps=round(results.upload / 1e6, 3),
-        latency_ms=round(results.ping, 3), bytes_down=int(results.bytes_received), bytes_up=int(results.bytes_sent),
+        latency_ms=round(results.ping, 3),
+        bytes_down=kernel[1] if kernel else int(results.bytes_received),
+        bytes_up=kernel[0] if kernel else int(results.bytes_sent),
         capped=bool(cap), server=Server(url=best.get("url", url), id=str(best.get("id") or "") or None,
                                         name=best.get("sponsor") or best.get("name") or ""),
         client_ip=(results.client or {}).get("ip", "")[:64], isp=(results.client or {}).get("isp", "")[:200],
-        duration_s=round(time.perf_counter() - clock, 3))
+        duration_s=round(time.perf_counter() - clock, 3), method=Method(bytes="kernel" if kernel else "app",
+                                                                    latency="speedtest-cli"))

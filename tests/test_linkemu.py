@@ -1,0 +1,69 @@
+"""The link emulator's own accuracy (tests/linkemu.c): RTT as asked, rate as asked against iperf3 on the same
+path, loss as asked (root, gcc, ethtool, iperf3)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import emulated
+import pytest
+from emulated import EmulatedLab, lte_trace, trace_mean_mbit
+from netlab import ceiling_mbps
+
+if not emulated.available() or not shutil.which("iperf3"):
+    pytest.skip("needs root, ip, ethtool, gcc and iperf3", allow_module_level=True)
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+
+def iperf3(lab: EmulatedLab, seconds: int = 6, streams: int = 4, reverse: bool = False) -> float:
+    """Mbit/s iperf3 received over the path after its first 2 s (slow start) are left out."""
+    server = lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    out, _, _ = lab.run_client(["iperf3", "-c", lab.server_ip, "-P", str(streams), "-t", str(seconds), "-O", "2",
+                                "-J", *(["-R"] if reverse else [])], timeout=seconds + 30)
+    server.wait(timeout=15)  # iperf3 -s -1 leaves after its one test: the next one may then listen
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+
+
+def connect_ms(lab: EmulatedLab) -> float:
+    lab.spawn(lab.server_ns, [sys.executable, "-c", "import socket,time; s=socket.create_server(('0.0.0.0', 9));"
+                              "time.sleep(20)"])
+    time.sleep(0.5)
+    code = ("import socket,time,statistics; t=[]\n"
+            "for _ in range(5):\n"
+            f"    a=time.perf_counter(); socket.create_connection(('{lab.server_ip}', 9), 5).close()\n"
+            "    t.append((time.perf_counter()-a)*1000); time.sleep(0.05)\n"
+            "print(statistics.median(t))")
+    out, _, _ = lab.run_client([sys.executable, "-c", code])
+    return float(out)
+
+
+@pytest.mark.parametrize("rate", [12, 40])
+def test_rate_and_rtt_are_as_asked(rate):
+    with EmulatedLab(8, rate_mbit=rate, rtt_ms=20) as lab:
+        assert 19.5 <= connect_ms(lab) <= 24
+        for reverse in (False, True):
+            got = iperf3(lab, reverse=reverse)
+            assert 0.97 <= got / ceiling_mbps(rate) <= 1.005, (reverse, got)
+
+
+def test_an_lte_like_trace_gives_its_mean_rate():
+    trace = lte_trace(seconds=10)
+    with EmulatedLab(9, trace=trace, rtt_ms=40) as lab:
+        got = iperf3(lab, seconds=12)
+    # iperf3 fills most of a rate that moves every few hundred ms, never more than the trace gives
+    assert 0.85 <= got / ceiling_mbps(trace_mean_mbit(trace)) <= 1.005, got
+
+
+def test_loss_is_as_asked():
+    with EmulatedLab(10, rate_mbit=40, rtt_ms=20, loss=0.01) as lab:
+        iperf3(lab, seconds=4)
+        ways = lab.stop_emulator()
+    sent = ways[0]  # client to server: iperf3's data
+    assert sent["frames"] > 10_000
+    assert 0.008 <= sent["lost"] / sent["frames"] <= 0.012, sent
