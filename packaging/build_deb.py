@@ -85,9 +85,11 @@ COLLECTOR = Package(
     pip_platform=("--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
                   "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--abi", "cp311"),
     # the wheels are built for CPython 3.11, which is Debian 12's python3
-    # fonts-dejavu-core: the Vietnamese letters of the server-made PDF report
-    depends="python3 (>= 3.11), python3 (<< 3.12), python3-venv, init-system-helpers (>= 1.54~), fonts-dejavu-core",
-    suggests="postgresql", summary="central collector for xaprobe speed-test probes",
+    depends="python3 (>= 3.11), python3 (<< 3.12), python3-venv, init-system-helpers (>= 1.54~)",
+    # fonts-dejavu-core gives the server-made PDF its Vietnamese letters; a Depends (or Recommends) would make an
+    # offline install fail on a server without it, so it is suggested: /report.pdf says what to install, and
+    # the print view (/report) needs no font on the server
+    suggests="postgresql, fonts-dejavu-core", summary="central collector for xaprobe speed-test probes",
     description=COLLECTOR_DESCRIPTION,
     purge=("/var/lib/xaprobe-collector", "/var/lib/private/xaprobe-collector", "/etc/xaprobe/collector.toml",
            "/etc/xaprobe/.collector.toml.new"),
