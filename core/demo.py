@@ -30,11 +30,13 @@ from xaprobe.collector.db import open_engine
 from xaprobe.collector.server import serve_in_thread
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
+from xaprobe.i18n import N_, _, number
 from xaprobe.months import utc_now
 from xaprobe.secret import Secret
 from xaprobe.uploader.upload import Destination, upload_pending
 
 DEMO_COMMUNE = "18673"  # Xã Cẩm Xuyên, Hà Tĩnh (vietnam-provinces, post-2025 units)
+STATUS_WORDS = {"done": N_("done"), "on_track": N_("on track"), "behind": N_("behind"), "no_data": N_("no data")}
 
 
 @contextlib.contextmanager
@@ -59,8 +61,9 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
             assert unit is not None  # a code of vietnam-provinces, fixed above
             token = cstore.devices.add("demo-cam-xuyen", "Demo probe, UBND xã Cẩm Xuyên", unit.code, None, utc_now())
             admin = cstore.admins.add("demo", utc_now())
-            say(f"collector on {base} (database {db_url})")
-            say(f"enrolled probe demo-cam-xuyen for {unit.name}, {unit.province_name} (code {unit.code})")
+            say(_("collector on {base} (database {db})").format(base=base, db=db_url))
+            say(_("enrolled probe demo-cam-xuyen for {commune}, {province} (code {code})").format(
+                commune=unit.name, province=unit.province_name, code=unit.code))
             config = AgentConfig(device_id="demo-cam-xuyen", token=Secret(token), commune_code=unit.code,
                                  collector_url=base + "/", store=store_path or Path(tmp) / "probe.db",
                                  links=(LinkConfig(name="loopback", operator="Demo"),),
@@ -68,13 +71,14 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
                                                                        duration_s=duration_s)},
                                  source="(demo)")
             store = Store.open(config.store)
-            for _ in range(measurements):
+            for _n in range(measurements):
                 m = measure(config, store, config.links[0])
-                say("  measured " + summary_line(m))
+                say("  " + _("measured {line}").format(line=summary_line(m)))
             with requests.Session() as session:
                 outcome = upload_pending(store, session, Destination(config.collector_url, config.token, 30.0), 500)
-            say(f"uploaded: {outcome.accepted} accepted, {outcome.duplicate} duplicate, "
-                f"{outcome.rejected} rejected; {store.backlog().pending} pending")
+            uploaded = _("uploaded: {accepted} accepted, {duplicate} duplicate, {rejected} rejected; {pending} pending")
+            say(uploaded.format(accepted=outcome.accepted, duplicate=outcome.duplicate, rejected=outcome.rejected,
+                                pending=store.backlog().pending))
             answer = requests.get(base + "/api/v1/report", params={"province": unit.province_code},
                                   headers={"Authorization": f"Bearer {admin}"}, timeout=30)
             answer.raise_for_status()
@@ -88,17 +92,21 @@ def run_demo(measurements: int = 5, keep_running: bool = False, duration_s: floa
                                   "admin_token": admin}, ensure_ascii=False))
             else:
                 print()
-                print(f"{row['name']} ({row['code']}), {report['province_name']}, month {report['month']}:")
-                print(f"  samples {row['samples']} of target {row['target']} ({row['percent']}%), "
-                      f"failed {row['failed']}, status {row['status']}")
+                print(_("{commune} ({code}), {province}, month {month}:").format(
+                    commune=row["name"], code=row["code"], province=report["province_name"], month=report["month"]))
+                print("  " + _("samples {samples} of target {target} ({percent} %), failed {failed}, status {status}")
+                      .format(samples=row["samples"], target=row["target"], percent=number(row["percent"]),
+                              failed=row["failed"], status=_(STATUS_WORDS.get(row["status"], row["status"]))))
                 for op, o in row["operators"].items():
-                    print(f"  {op}: median download {o['download_mbps']['median']} Mbit/s, "
-                          f"upload {o['upload_mbps']['median']} Mbit/s, latency {o['latency_ms']['median']} ms")
-                print(f"  dashboard: {sign_in}")
-                print(f"  admin token (paste it into the sign-in form): {admin}")
+                    medians = {k: number(o[k]["median"], 2) for k in ("download_mbps", "upload_mbps", "latency_ms")}
+                    print(f"  {op}: " + _("median download {down} Mbit/s, upload {up} Mbit/s, latency {latency} ms")
+                          .format(down=medians["download_mbps"], up=medians["upload_mbps"],
+                                  latency=medians["latency_ms"]))
+                print("  " + _("dashboard: {url}").format(url=sign_in))
+                print("  " + _("admin token (paste it into the sign-in form): {token}").format(token=admin))
             store.close()
             if keep_running:
-                say("collector keeps running; press Ctrl-C to stop")
+                say(_("collector keeps running; press Ctrl-C to stop"))
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         time.sleep(3600)

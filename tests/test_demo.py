@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 
 def test_demo_end_to_end(tmp_path):
     done = subprocess.run([sys.executable, "-m", "xaprobe.agent", "demo", "--measurements", "3", "--duration", "1",
-                           "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                           "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "XAPROBE_LANG": "en"})
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     commune = out["commune"]
