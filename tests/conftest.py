@@ -97,8 +97,9 @@ class RunningCollector:
 
 
 @contextlib.contextmanager
-def running_collector(db_url: str, province: str = "42") -> Iterator[RunningCollector]:
-    """The real collector app over a fresh database at db_url, served by uvicorn on 127.0.0.1."""
+def running_collector(db_url: str, province: str = "42", clock=None) -> Iterator[RunningCollector]:
+    """The real collector app over a fresh database at db_url, served by uvicorn on 127.0.0.1 (with the
+    given clock, e.g. a frozen one, else the real one)."""
     from xaprobe.collector.app import create_app
     from xaprobe.collector.db import open_engine
     from xaprobe.collector.server import serve_in_thread
@@ -108,7 +109,8 @@ def running_collector(db_url: str, province: str = "42") -> Iterator[RunningColl
 
     store = CollectorStore(open_engine(db_url))
     try:
-        with serve_in_thread(create_app(store, CollectorSettings(db_url=db_url, province=province))) as base:
+        app = create_app(store, CollectorSettings(db_url=db_url, province=province), clock=clock or utc_now)
+        with serve_in_thread(app) as base:
             yield RunningCollector(base, store, store.admins.add("tests", utc_now()))
     finally:
         store.engine.dispose()

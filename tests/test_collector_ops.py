@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 import sqlalchemy as sa
-from conftest import REPO, free_port, make_measurement
+from conftest import REPO, free_port, make_measurement, running_collector
 
 from xaprobe.collector import schema
 from xaprobe.collector.db import open_engine
@@ -90,9 +90,12 @@ def test_revocation_takes_effect_on_the_next_request(collector):
     assert post(collector.base, token, []).status_code == 403
 
 
-def test_a_device_over_its_rate_gets_429_with_retry_after(collector):
-    token = collector.enrol()
-    answers = [post(collector.base, token, []) for _ in range(125)]
+def test_a_device_over_its_rate_gets_429_with_retry_after(db_url):
+    # a frozen clock: 125 requests on a slow machine would otherwise straddle two minute windows
+    frozen = dt.datetime(2026, 11, 30, 6, 0, 30, tzinfo=dt.timezone.utc)
+    with running_collector(db_url, clock=lambda: frozen) as collector:
+        token = collector.enrol()
+        answers = [post(collector.base, token, []) for _ in range(125)]
     limited = [a for a in answers if a.status_code == 429]
     assert limited and all(1 <= int(a.headers["Retry-After"]) <= 61 for a in limited)
     assert answers[0].status_code == 200
