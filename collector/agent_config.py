@@ -7,10 +7,9 @@ import re
 from urllib.parse import urlsplit
 
 from xaprobe.errors import UserError
+from xaprobe.tomlschema import toml_string
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# TOML basic strings: these must be escaped; every other control character is written as \uXXXX
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
 def check_device_id(device_id: str) -> str:
@@ -30,21 +29,6 @@ def check_collector_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"--collector-url must be http://HOST[:PORT] or https://..., got {url[:80]!r}")
     return url
-
-
-def toml_string(value: str) -> str:
-    """value as a TOML basic string, quotes included; raise UserError for text TOML cannot hold."""
-    out = []
-    for ch in value:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        elif 0xD800 <= ord(ch) <= 0xDFFF:
-            raise UserError(f"{value[:40]!r} contains a lone surrogate, which a TOML file cannot hold")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def agent_toml(device_id: str, token: str, commune_code: str, collector_url: str, target: int) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from xaprobe.errors import UserError
 from xaprobe.i18n import _
 from xaprobe.tomlcheck import TableReader
 
@@ -82,6 +83,26 @@ def read_table(r: TableReader, cls: type[T], defaults: Mapping[str, Any] | None 
     return cls(**values)
 
 
+# TOML basic strings: these must be escaped; every other control character is written as \uXXXX
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_string(value: str) -> str:
+    """value as a TOML basic string, quotes included, so no text can end it early or add a key; raise
+    UserError for text TOML cannot hold (a lone surrogate)."""
+    out = []
+    for ch in value:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise UserError(f"{value[:40]!r} contains a lone surrogate, which a TOML file cannot hold")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def toml_value(value: Any) -> str:
     """Write a str, int, float, bool or sequence of str as a TOML value."""
     if isinstance(value, bool):
@@ -89,7 +110,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+        return toml_string(value)
     return "[" + ", ".join(toml_value(v) for v in value) + "]"
 
 

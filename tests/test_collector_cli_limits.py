@@ -10,8 +10,9 @@ import tomllib
 
 import pytest
 
-from xaprobe.collector.agent_config import agent_toml, toml_string
+from xaprobe.collector.agent_config import agent_toml
 from xaprobe.errors import UserError
+from xaprobe.tomlschema import toml_string
 
 
 def cli(tmp_path, *args):
