@@ -41,6 +41,12 @@ def access_type(interface: str, sys_net: Path = SYS_NET) -> str:
     return "ethernet" if kind == 1 else "other"
 
 
+def systemd_running() -> bool:
+    """True when this machine was booted with systemd and systemctl can be asked (not in a container or a chroot
+    without it)."""
+    return bool(shutil.which("systemctl")) and Path("/run/systemd/system").exists()
+
+
 def clock_synced() -> bool | None:
     """True when the kernel says its clock is NTP-synchronised, False when not, None if unknown."""
     try:

@@ -167,7 +167,7 @@ def check_disk_and_store(config: AgentConfig) -> list[Check]:
 
 
 def check_service() -> Check:
-    if not shutil.which("systemctl") or not Path("/run/systemd/system").exists():
+    if not context.systemd_running():
         return Check("service", SKIP, _("systemd is not running here: the service was not checked"))
     state = subprocess.run(["systemctl", "is-active", "xaprobe-agent"], capture_output=True, text=True,
                            timeout=10, check=False).stdout.strip()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from xaprobe import enrolment, operators
+from xaprobe.agent import context
 from xaprobe.agent.install import CREDENTIAL, write_file
 from xaprobe.agent.links import FoundLink
 from xaprobe.errors import UserError
@@ -148,7 +148,7 @@ def write_probe_config(text: str, token: Secret, target: Path) -> None:
 
 def start_service() -> str | None:
     """Enable and (re)start the probe's service when systemd runs here; what went wrong, or None."""
-    if not shutil.which("systemctl") or not Path("/run/systemd/system").exists():
+    if not context.systemd_running():
         return _("systemd is not running here: start the probe with `xaprobe run`")
     done = subprocess.run(["systemctl", "enable", "--now", "xaprobe-agent"], capture_output=True, text=True,
                           timeout=60, check=False)
