@@ -19,6 +19,7 @@ from xaprobe import __version__, i18n
 from xaprobe.agent.config import SERVICE_CONFIG, AgentConfig, load_config, service_problems, token_warnings
 from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
+from xaprobe.agent.sitecmd import register as register_sites
 from xaprobe.agent.status import probe_status, render_status, summary_line
 from xaprobe.agent.store import Store
 from xaprobe.commands import run_command
@@ -91,6 +92,16 @@ def _measurement_text(args) -> dict[str, str]:
     return out
 
 
+def site_argument(value: str) -> str:
+    """argparse type of --site: a site id as the collector writes them."""
+    from xaprobe.sites import SITE_ID
+
+    if not SITE_ID.match(value):
+        raise argparse.ArgumentTypeError(_('"{value}" is not a site id (lower-case letters, digits, "-" and "_", '
+                                           'like 18673-thcs-cam-xuyen)').format(value=value))
+    return value
+
+
 def cmd_measure(args) -> int:
     from xaprobe.agent.measure import measure
 
@@ -109,7 +120,7 @@ def cmd_measure(args) -> int:
         location = Location(place=args.place or "", lat=args.lat, lon=args.lon)
     store = Store.open(config.store)
     cap = int(args.cap_mb * 1_000_000) if args.cap_mb else 0
-    results = [measure(config, store, link, engine, args.server, location, cap) for link in links]
+    results = [measure(config, store, link, engine, args.server, location, cap, site_id=args.site) for link in links]
     if args.json:
         for m in results:
             _print_json(to_wire(m))
@@ -322,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, metavar="S", help=_("seconds per direction (engines with duration_s)"))
     s.add_argument("--streams", type=int, metavar="N", help=_("parallel streams (engines with streams)"))
     s.add_argument("--cap-mb", type=float, metavar="MB", help=_("at most this many MB per direction"))
-    s.add_argument("--place", metavar="TEXT", help=_("where the test is made (field mode)"))
+    s.add_argument("--site", metavar="ID", type=site_argument,
+                   help=_("the site where the test is made (field mode; `xaprobe site list` shows the commune's "
+                          "sites, `xaprobe site add` makes one); default: the probe's own site"))
+    s.add_argument("--place", metavar="TEXT", help=_("where the test is made, in words (field mode)"))
     s.add_argument("--lat", type=float, help=_("latitude of the place (with --lon)"))
     s.add_argument("--lon", type=float, help=_("longitude of the place (with --lat)"))
     s.add_argument("--json", action="store_true", help=as_json)
@@ -359,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("csv", "json"), default="csv", help=_("csv (default) or json"))
     s.add_argument("--output", metavar="PATH", help=_("the file to write (default: the screen)"))
     s.set_defaults(func=cmd_export)
+
+    register_sites(sub, lambda args: resolve_config(args, required=True))
 
     cfg = sub.add_parser("config", help=_("configuration")).add_subparsers(dest="config_command", required=True,
                                                                           metavar="ACTION")

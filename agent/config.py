@@ -18,6 +18,7 @@ from xaprobe.errors import ConfigError
 from xaprobe.i18n import _
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
+from xaprobe.sites import SITE_ID
 from xaprobe.tomlcheck import TableReader
 from xaprobe.tomlschema import declared, read_table, read_value, setting
 
@@ -77,6 +78,10 @@ class AgentConfig:
                             custom=True)
     commune_code: str = setting("", "The commune this probe counts for: its official code (see "
                                     "vietnam-provinces).", custom=True)
+    site_id: str = setting("", "The site in the commune this probe measures from (the commune office, a school, a "
+                               "hamlet's cultural house ...), as the collector staff named it (`xaprobe-collector "
+                               "site list`); `xaprobe enroll` writes it. The collector's own setting for the probe, "
+                               "when staff give one, wins.")
     collector_url: str = setting("", "Where the central collector is.", url=True)
     timezone: str = setting(DEFAULT_TZ, "A month is a calendar month in this time zone.")
     store: Path = dataclasses.field(default_factory=default_store_path, metadata={
@@ -300,6 +305,9 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
                         upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
                         source=source)
     _check_timezone(r, config.timezone)
+    if config.site_id and not SITE_ID.match(config.site_id):
+        problems.append("site_id: " + _('"{value}" is not a site id (lower-case letters, digits, "-" and "_", like '
+                                        '18673-thcs-cam-xuyen)').format(value=config.site_id))
     if config.collector_url and not config.device_id:
         problems.append("device_id: " + _("required when collector_url is set"))
     if config.collector_url and not config.token:

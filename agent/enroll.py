@@ -25,8 +25,9 @@ from xaprobe.errors import UserError
 from xaprobe.fields import WireError, check_integer, check_text
 from xaprobe.i18n import _
 from xaprobe.secret import Secret
+from xaprobe.sites import SITE_ID
 from xaprobe.tomlschema import toml_value
-from xaprobe.uploader.transport import TransportError, post
+from xaprobe.uploader.transport import TransportError, json_object, post
 
 ENROLL_PATH = "/api/v1/enroll"
 
@@ -41,6 +42,8 @@ class Identity:
     commune_name: str
     speedtest_url: str
     target: int | None
+    site_id: str = ""  # the site staff enrolled it for ("" when they named none, or an older collector)
+    site_name: str = ""
 
 
 def normalise_code(code: str) -> str:
@@ -63,12 +66,9 @@ def fetch_identity(session: requests.Session, collector_url: str, code: str, tim
                       timeout_s, 64 * 1024)
     except TransportError as e:
         raise UserError(_("cannot reach the collector: {error}").format(error=e)) from None
-    try:
-        body = json.loads(answer.body)
-    except ValueError:
-        body = None
-    if answer.status != 200 or not isinstance(body, dict):
-        detail = body.get("detail") if isinstance(body, dict) else None
+    body = json_object(answer)
+    if answer.status != 200 or body is None:
+        detail = body.get("detail") if body else None
         raise UserError(_("the collector at {url} did not accept the code ({status}): {detail}").format(
             url=collector_url, status=answer.status, detail=str(detail or "-")[:200]))
     try:
@@ -78,9 +78,18 @@ def fetch_identity(session: requests.Session, collector_url: str, code: str, tim
             commune_code=check_text(body.get("commune_code"), "commune_code", 10),
             commune_name=check_text(body.get("commune_name", ""), "commune_name", 200),
             speedtest_url=check_text(body.get("speedtest_url", ""), "speedtest_url", 2000),
-            target=None if body.get("target") is None else check_integer(body["target"], "target", 10_000, 1))
+            target=None if body.get("target") is None else check_integer(body["target"], "target", 10_000, 1),
+            site_id=_site_id(body.get("site_id")),
+            site_name=check_text(body.get("site_name") or "", "site_name", 200))
     except WireError as e:
         raise UserError(_("the collector's answer is not usable ({error})").format(error=e)) from None
+
+
+def _site_id(value: object) -> str:
+    site = check_text(value or "", "site_id", 64)
+    if site and not SITE_ID.match(site):
+        raise WireError("site_id", f"{site!r} is not a site id")
+    return site
 
 
 Ask = Callable[[str], str]
@@ -120,6 +129,9 @@ def agent_toml(identity: Identity, collector_url: str, links: list[FoundLink], b
              f"collector_url = {toml_value(collector_url.rstrip('/') + '/')}"]
     if identity.target:
         lines.append(f"target = {identity.target}")
+    if identity.site_id:
+        lines.append(f"site_id = {toml_value(identity.site_id)}" + (f"  # {toml_value(identity.site_name)}"
+                                                                   if identity.site_name else ""))
     lines += ["", "[engines.http]",
               f"server = {toml_value(identity.speedtest_url or collector_url.rstrip('/') + '/speedtest/')}"]
     names: set[str] = set()

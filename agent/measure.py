@@ -33,11 +33,17 @@ def link_context(link: LinkConfig) -> Link:
     return Link(name=link.name, interface=link.interface, access=access, operator=operator, radio=radio)
 
 
+def site_of(config: AgentConfig, store: Store) -> str:
+    """The site this probe measures from: what the collector's staff last set for it, else agent.toml's."""
+    return store.centre_settings().site_id or config.site_id
+
+
 def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | None = None,
             server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
-            bind: bool = True) -> Measurement:
-    """Run one test on the link and store it (failed tests too, and ok ones only when their figures agree);
-    return the stored Measurement. A programming error in the engine is raised, nothing stored."""
+            bind: bool = True, site_id: str | None = None) -> Measurement:
+    """Run one test on the link and store it (failed tests too, and ok ones only when their figures agree),
+    stamped with its site (site_id, else the probe's own); return the stored Measurement. A programming error
+    in the engine is raised, nothing stored."""
     engine = engine or config.engine
     described = link_context(link)
     interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
@@ -52,6 +58,7 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
         # an ok whose figures disagree (a server that lies, an engine's bug) is stored failed, figures kept
         result = checked(run_engine(engine, request, config.engine_settings(engine), server))
     stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,
-                                  clock_synced=context.clock_synced(), location=location)
+                                  clock_synced=context.clock_synced(), location=location,
+                                  site_id=site_id or site_of(config, store))
     return store.add(stamped)
 

@@ -31,16 +31,18 @@ def check_collector_url(url: str) -> str:
     return url
 
 
-def agent_toml(device_id: str, token: str, commune_code: str, collector_url: str, target: int) -> str:
+def agent_toml(device_id: str, token: str, commune_code: str, collector_url: str, target: int,
+               site_id: str = "") -> str:
     """A complete agent.toml for a freshly enrolled device; `xaprobe config check` accepts it."""
     base = collector_url.rstrip("/")
     device = check_device_id(device_id)
+    site_line = f"site_id = {toml_string(site_id)}\n" if site_id else ""
     return f'''# xaprobe probe configuration for device {device}
 # Made by `xaprobe-collector device add`. Keep it secret: it holds the device's token.
 device_id = {toml_string(device)}
 token = {toml_string(token)}
 commune_code = {toml_string(commune_code)}
-collector_url = {toml_string(base + "/")}
+{site_line}collector_url = {toml_string(base + "/")}
 target = {int(target)}
 timezone = "Asia/Ho_Chi_Minh"
 

@@ -129,6 +129,8 @@ class EnrolAnswer(BaseModel):
     province_name: str
     speedtest_url: str
     target: int | None
+    site_id: str | None = None  # the site staff enrolled it for (`device add --site`)
+    site_name: str | None = None
 
 
 ENROL_PER_MINUTE = 10  # per client address: 40-bit codes, single use, 7 days, cannot be guessed at this rate
@@ -160,6 +162,8 @@ async def post_enroll(request: Request) -> Any:
         raise HTTPException(403, f"device {device.id} was revoked")
     token = await run_in_threadpool(s.store.devices.rotate, device.id, now, dt.timedelta(0))
     unit = communes.commune(device.commune_code)
+    site = await run_in_threadpool(s.store.sites.get, device.site_id) if device.site_id else None
     return {"device_id": device.id, "token": token, "commune_code": device.commune_code,
             "commune_name": unit.name if unit else "", "province_name": unit.province_name if unit else "",
-            "speedtest_url": str(request.base_url) + "speedtest/", "target": device.target}
+            "speedtest_url": str(request.base_url) + "speedtest/", "target": device.target,
+            "site_id": site.id if site else None, "site_name": site.name if site else None}

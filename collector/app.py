@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from xaprobe import __version__
-from xaprobe.collector import api, dashboard, ops
+from xaprobe.collector import api, dashboard, ops, siteapi
 from xaprobe.collector.deps import Services
 from xaprobe.collector.headers import SecurityHeaders
 from xaprobe.collector.metrics import Metrics, MetricsMiddleware
@@ -63,6 +63,7 @@ def create_app(store: CollectorStore, settings: CollectorSettings,
     app.exception_handler(dashboard.BadInput)(dashboard.bad_input_page)  # a page in the page's language, not JSON
     app.include_router(ops.router)
     app.include_router(api.router)
+    app.include_router(siteapi.router)
     app.include_router(dashboard.router)
     app.mount("/speedtest", speedtest(limits=settings.speedtest))
     return app

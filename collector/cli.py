@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from xaprobe import __version__, communes
 from xaprobe.argtypes import OneLineParser, int_range
+from xaprobe.collector.sitecli import cmd_min_residential, site_id_argument
+from xaprobe.collector.sitecli import register as register_sites
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
 from xaprobe.health import MAX_TARGET
@@ -102,25 +104,39 @@ def cmd_device_add(args) -> int:
     settings, store = _open(args)
     unit = _commune(args.commune)
     now = utc_now()
+    site = _site_in(store, args.site, unit) if args.site else None
     token = store.devices.add(device_id, args.name, unit.code, args.target, now)
+    if site is not None:
+        store.sites.assign(device_id, site.id)
     code, expires = store.enrolment.issue(device_id, now)
     if args.write_config:
         path = Path(args.write_config)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(agent_toml(device_id, token, unit.code, args.collector_url, args.target or settings.target))
+            f.write(agent_toml(device_id, token, unit.code, args.collector_url, args.target or settings.target,
+                               site.id if site else ""))
         os.chmod(path, 0o600)
     if args.json:
         print(json.dumps({"id": device_id, "name": args.name, "commune_code": unit.code, "commune_name": unit.name,
                           "token": token, "enrolment_code": code, "code_expires_at": expires.isoformat()},
                          ensure_ascii=False))
     else:
-        print(f"Enrolled {device_id} for {unit.name}, {unit.province_name} ({unit.code}).")
+        print(f"Enrolled {device_id} for {unit.name}, {unit.province_name} ({unit.code})"
+              + (f", site {site.name} ({site.id})." if site else "."))
         print(_code_lines(code, expires, settings.timezone))
         print(f"Token (shown once, keep it secret; for a probe set up from a file): {token}")
         if args.write_config:
             print(f"Probe configuration written to {args.write_config} (mode 0600).")
     return 0
+
+
+def _site_in(store: CollectorStore, site_id: str, unit: communes.Commune):  # noqa: ANN202
+    site = store.sites.get(site_id)
+    if site is None:
+        raise UserError(f"--site: no site {site_id!r} (see `xaprobe-collector site list --commune {unit.code}`)")
+    if site.commune_code != unit.code:
+        raise UserError(f"--site: {site_id} is a site of commune {site.commune_code}, not of {unit.code}")
+    return site
 
 
 def _code_lines(code: str, expires: dt.datetime, timezone: str) -> str:
@@ -200,8 +216,13 @@ def cmd_device_set(args) -> int:
         print(f"{args.device_id}: measures for {unit.name}, {unit.province_name} ({unit.code}) from "
               f"{now:%Y-%m-%d %H:%M} UTC; samples it started before count for the commune it stood in then. "
               f"Set commune_code = \"{unit.code}\" in its agent.toml too.")
+    if args.site or args.no_site:
+        store.sites.assign(args.device_id, None if args.no_site else args.site)
+        print(f"{args.device_id}: " + (f"site {args.site}" if args.site else "no site (its samples: site unknown)")
+              + " (the probe takes it at its next heartbeat)")
     pause = True if args.pause else False if args.resume else None
-    if args.commune is None or pause is not None or args.target is not None:
+    changed = args.commune is not None or args.site or args.no_site
+    if not changed or pause is not None or args.target is not None:
         settings = store.devices.steer(args.device_id, pause, args.target, now)
         target = f"target {settings.target}" if settings.target else "target from its agent.toml"
         print(f"{args.device_id}: pause {settings.pause}, {target} (the probe takes it at its next heartbeat)")
@@ -284,8 +305,12 @@ def cmd_fleet(args) -> int:
 
 
 def cmd_target(args) -> int:
-    _, store = _open(args)
     unit = _commune(args.commune)
+    if args.min_residential is not None:
+        print(f"{unit.name}: {cmd_min_residential(args, _open, unit.code)}")
+        if args.target is None:
+            return 0
+    _, store = _open(args)
     store.devices.set_commune_target(unit.code, args.target)
     print(f"{unit.name}: target {args.target if args.target else 'back to the default'}")
     return 0
@@ -345,6 +370,9 @@ def cmd_alerts(args) -> int:
 
 PORT = int_range(1, 65535)
 TARGET = int_range(1, MAX_TARGET)  # what the probe accepts from the collector
+SPLIT_HELP = ("this probe's monthly target, on each of its links (the planner plans every probe on its own); a "
+              "commune's target (xaprobe-collector target) is what all its probes' samples add up to, e.g. 300 "
+              "from an office and two schools: --target 100 on each")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--commune", required=True, metavar="CODE", help="commune code (vietnam-provinces)")
     s.add_argument("--name", required=True)
     s.add_argument("--id", help="device id: letters, digits, '-' and '_', at most 64 (default: from the name)")
-    s.add_argument("--target", type=TARGET, help="monthly sample target for this probe's commune")
+    s.add_argument("--target", type=TARGET, help=SPLIT_HELP)
+    s.add_argument("--site", type=site_id_argument, metavar="SITE",
+                   help="the site it will measure from (xaprobe-collector site add/list); the probe receives it")
     s.add_argument("--write-config", metavar="PATH", help="write a complete agent.toml for the probe (0600)")
     s.add_argument("--collector-url", metavar="URL", help="how the probe reaches this collector")
     s.add_argument("--json", action="store_true")
@@ -403,8 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     group = s.add_mutually_exclusive_group()
     group.add_argument("--pause", action="store_true")
     group.add_argument("--resume", action="store_true")
-    s.add_argument("--target", type=TARGET, metavar="N")
+    s.add_argument("--target", type=TARGET, metavar="N", help=SPLIT_HELP)
     s.add_argument("--commune", metavar="CODE", help="the probe was moved: it measures for this commune from now on")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--site", type=site_id_argument, metavar="SITE",
+                       help="the site it measures from (one of its commune's: xaprobe-collector site list)")
+    where.add_argument("--no-site", action="store_true", help="forget its site (its samples become site unknown)")
     s.set_defaults(func=cmd_device_set)
     s = dev.add_parser("code", help="a new one-time enrolment code for a probe (valid 7 days; earlier codes end)")
     s.add_argument("device_id")
@@ -434,10 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_fleet)
 
-    s = sub.add_parser("target", help="set a commune's monthly sample target (omit N for the default)")
+    s = sub.add_parser("target", help="set a commune's monthly sample target (omit N for the default), or the "
+                                      "least share of it from residential sites")
     s.add_argument("--commune", required=True, metavar="CODE")
     s.add_argument("target", type=TARGET, nargs="?", metavar="N")
+    s.add_argument("--min-residential", type=int_range(0, 100), metavar="PERCENT",
+                   help="at least this share (%%) of the month's samples from residential sites (0: none; given "
+                        "alone, the target stays as it is)")
     s.set_defaults(func=cmd_target)
+
+    register_sites(sub, _open)
 
     s = sub.add_parser("report", help="a province's communes for one month")
     s.add_argument("--month", metavar="YYYY-MM", help="default: this month")

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from xaprobe.collector.db import aware, upsert
-from xaprobe.collector.schema import commune_targets, device_communes, devices, rate_windows
+from xaprobe.collector.schema import commune_targets, device_communes, devices, rate_windows, sites
 from xaprobe.errors import UserError
 from xaprobe.health import CentreSettings, Heartbeat
 
@@ -47,6 +47,7 @@ class Device:
     heartbeat: Heartbeat | None  # the latest, as the probe sent it; None: none yet, or one we cannot read
     settings: CentreSettings  # what staff set for it (`device set`); its next heartbeat answer
     id_conflicts: int = 0  # items it sent under an id already stored with other content
+    site_id: str | None = None  # the site it measures from (staff set it); None: not said
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +89,8 @@ def _centre(text: str | None, target: int | None) -> CentreSettings:
 def _device(row: Any) -> Device:
     return Device(row.id, row.name, row.commune_code, row.target, aware(row.created_at),
                   aware(row.revoked_at), aware(row.last_seen_at), aware(row.last_heartbeat_at),
-                  _heartbeat(row.heartbeat), _centre(row.settings, row.target), row.id_conflicts or 0)
+                  _heartbeat(row.heartbeat), _centre(row.settings, row.target), row.id_conflicts or 0,
+                  row.site_id)
 
 
 def _unknown(device_id: str) -> DeviceError:
@@ -189,7 +191,7 @@ class DeviceStore:
             old = _centre(row.settings, row.target)
             new = CentreSettings(pause=old.pause if pause is None else pause,
                                  target=old.target if target is None else target, set_at=now)
-            kept = {k: v for k, v in new.to_wire().items() if k != "target"}
+            kept = {k: v for k, v in new.to_wire().items() if k not in ("target", "site_id", "site_name")}
             conn.execute(devices.update().where(devices.c.id == device_id).values(
                 settings=json.dumps(kept), target=new.target))
         return new
@@ -201,9 +203,12 @@ class DeviceStore:
                 # ASCII JSON: a lone surrogate (valid JSON, checked text) cannot be encoded as UTF-8
                 heartbeat=json.dumps(heartbeat.to_wire()), last_heartbeat_at=now,
                 last_seen_at=now))
-            row = conn.execute(sa.select(devices.c.settings, devices.c.target)
+            row = conn.execute(sa.select(devices.c.settings, devices.c.target, devices.c.site_id, sites.c.name)
+                               .select_from(devices.outerjoin(sites, sites.c.id == devices.c.site_id))
                                .where(devices.c.id == device_id)).first()
-        return _centre(row.settings, row.target) if row else CentreSettings()
+        if row is None:
+            return CentreSettings()
+        return dataclasses.replace(_centre(row.settings, row.target), site_id=row.site_id, site_name=row.name)
 
     def count_request(self, device_id: str, window_start: int) -> int:
         """Count one request of the device in its rate window; return the window's count so far."""

@@ -61,7 +61,7 @@ def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.date
         "access": m.link.access or "", "download_mbps": m.download_mbps, "upload_mbps": m.upload_mbps,
         "latency_ms": m.latency_ms, "jitter_ms": m.jitter_ms, "bytes_down": m.bytes_down,
         "bytes_up": m.bytes_up, "clock_suspect": clock_suspect, "loaded_latency_ms": m.loaded_latency_ms,
-        "capped": m.capped, "body": body, "flag": None,
+        "capped": m.capped, "body": body, "flag": None, "site_id": m.site_id or None,
     }
     for name, limit in _LIMITS.items():  # PostgreSQL would refuse the whole batch for one long value
         if isinstance(row[name], str) and len(row[name]) > limit:
@@ -82,13 +82,32 @@ def _commune(m: Measurement, device: Device, history: CommuneHistory) -> commune
     return commune
 
 
+def _check_site(m: Measurement, commune: communes.Commune, site_communes: dict[str, str]) -> None:
+    """A site the item names must be one of its commune's (a probe's site vouches for nothing else)."""
+    if not m.site_id:
+        return
+    where = site_communes.get(m.site_id)
+    if where is None:
+        raise WireError("site_id", f"{m.site_id} is not a site this collector knows "
+                                   "(`xaprobe-collector site list --commune CODE` shows them)")
+    if where != commune.code:
+        raise WireError("site_id", f"site {m.site_id} is in commune {where}, not in {commune.code} where the "
+                                   "sample was made")
+
+
+def _site_ids(items: list[Any]) -> set[str]:
+    return {i["site_id"] for i in items if isinstance(i, dict) and isinstance(i.get("site_id"), str)
+            and 0 < len(i["site_id"]) <= 64}
+
+
 def _judge(item: Any, device: Device, history: CommuneHistory, now: dt.datetime,
-           settings: CollectorSettings, batch_clock_off: bool) -> dict[str, Any]:
+           settings: CollectorSettings, batch_clock_off: bool, site_communes: dict[str, str]) -> dict[str, Any]:
     """The row for one item; raise one of ITEM_ERRORS saying why it cannot be stored."""
     m = from_wire(item)
     if m.device_id != device.id:
         raise WireError("device_id", f"{m.device_id!r} is not the device this token belongs to")
     commune = _commune(m, device, history)
+    _check_site(m, commune, site_communes)
     verdict, why = judge(m, settings.plausibility)
     if verdict == IMPOSSIBLE:
         raise WireError("item", f"implausible: {why}")
@@ -124,12 +143,13 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
     """Validate and store a device's items; return one result per item, in order."""
     batch_clock_off = sent_at is not None and abs(now - sent_at) > dt.timedelta(seconds=settings.clock_tolerance_s)
     history = store.devices.history(device.id)
+    site_communes = store.sites.communes_of(_site_ids(items))
     results: list[dict[str, Any]] = []
     rows: dict[str, dict[str, Any]] = {}
     repeats = 0
     for item in items:
         try:
-            row = _judge(item, device, history, now, settings, batch_clock_off)
+            row = _judge(item, device, history, now, settings, batch_clock_off, site_communes)
         except ITEM_ERRORS as e:
             results.append({"id": _item_id(item), "status": "rejected", "reason": _reason(e)})
             continue

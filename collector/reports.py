@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from xaprobe import communes
+from xaprobe.collector.coverage import Coverage, coverage_by_commune
 from xaprobe.collector.scope import province_of_scope, province_scope
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
@@ -65,6 +66,7 @@ class CommuneMonth:
     # samples a day still needed to reach the target by the end of the month (0 once reached; None once the
     # month is over and it was not)
     needed_per_day: float | None = None
+    coverage: Coverage = Coverage()  # where in the commune its samples came from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +220,9 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
     left = days_left(month, settings.timezone, now)
     targets = store.devices.commune_targets()
     suspect = store.stats.suspect_counts(month)
+    coverage = coverage_by_commune(
+        store.sites.of_communes([u.code for u in units] if code is not None or only_commune else None),
+        store.stats.site_counts(month, code), settings.concentration_percent, store.sites.min_residential())
     out = []
     for unit in units:
         operators = dict(sorted(by_scope.get(unit.code, {}).items()))
@@ -230,7 +235,8 @@ def monthly_report(store: CollectorStore, settings: CollectorSettings, month: st
         needed = needed_per_day(samples, target, left)
         out.append(CommuneMonth(unit.code, unit.name, samples, failed, target, round(100 * samples / target, 1),
                                 projected, status, operators, suspect.get(unit.code, 0),
-                                None if needed is None else round(needed, 1)))
+                                None if needed is None else round(needed, 1),
+                                coverage.get(unit.code, Coverage())))
     if only_commune is not None:
         operators = out[0].operators if out else {}
     else:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from xaprobe.errors import UserError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
@@ -32,6 +32,31 @@ devices = sa.Table(
     sa.Column("settings", sa.Text, nullable=True),
     # items it sent under an id already stored with other content (its own or another device's)
     sa.Column("id_conflicts", sa.Integer, nullable=False, server_default="0"),
+    # the site it measures from (sites.id); None: not said (its samples are "site unknown" unless they name one)
+    sa.Column("site_id", sa.String(64), nullable=True),
+)
+
+# Where in a commune samples come from: a commune office, a school, a hamlet's cultural house, ...
+sites = sa.Table(
+    "sites", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("commune_code", sa.String(10), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("hamlet", sa.String(200), nullable=False, server_default=""),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lon", sa.Float, nullable=True),
+    sa.Column("residential", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=False),  # "staff" or "device:<id>" (a field session)
+)
+sa.Index("sites_commune", sites.c.commune_code)
+
+# The least share of a commune's month that must come from residential sites (only where staff set one)
+commune_residential = sa.Table(
+    "commune_residential", metadata,
+    sa.Column("commune_code", sa.String(10), primary_key=True),
+    sa.Column("min_percent", sa.Integer, nullable=False),
 )
 
 # Where each device stands: the commune it measures from `since` on (devices.commune_code is the latest).
@@ -89,6 +114,8 @@ measurements = sa.Table(
     sa.Column("capped", sa.Boolean, nullable=False, server_default=sa.false()),
     # why the plausibility gate stored this sample as status "suspect" (None for every other)
     sa.Column("flag", sa.String(300), nullable=True),
+    # the site the probe said it measured from (checked: one of its commune's sites); None: site unknown
+    sa.Column("site_id", sa.String(64), nullable=True),
 )
 sa.Index("measurements_province_month", measurements.c.province_code, measurements.c.month,
          measurements.c.commune_code)
@@ -224,6 +251,18 @@ MIGRATIONS: dict[int, list[str]] = {
     7: [
         "CREATE TABLE alerts_sent (day VARCHAR(10) NOT NULL, item VARCHAR(100) NOT NULL,"
         " sent_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (day, item))",
+    ],
+    8: [
+        # samples stored before sites existed keep site_id NULL: "site unknown"
+        "ALTER TABLE devices ADD COLUMN site_id VARCHAR(64)",
+        "ALTER TABLE measurements ADD COLUMN site_id VARCHAR(64)",
+        "CREATE TABLE sites (id VARCHAR(64) NOT NULL PRIMARY KEY, commune_code VARCHAR(10) NOT NULL,"
+        " name VARCHAR(200) NOT NULL, kind VARCHAR(20) NOT NULL, hamlet VARCHAR(200) NOT NULL DEFAULT '',"
+        " lat FLOAT, lon FLOAT, residential BOOLEAN NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL,"
+        " created_by VARCHAR(80) NOT NULL)",
+        "CREATE INDEX sites_commune ON sites (commune_code)",
+        "CREATE TABLE commune_residential (commune_code VARCHAR(10) NOT NULL PRIMARY KEY,"
+        " min_percent INTEGER NOT NULL)",
     ],
 }
 

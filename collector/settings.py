@@ -62,6 +62,8 @@ class CollectorSettings:
     timezone: str = DEFAULT_TZ
     target: int = 300
     threshold_mbps: float = 10.0
+    # a commune whose month has more than this share (%) of its samples from one site is flagged as concentrated
+    concentration_percent: int = 80
     clock_tolerance_s: float = 300.0
     max_items: int = 1000
     max_body_bytes: int = 1 << 20
@@ -131,6 +133,8 @@ def load_settings(path: Path | None, db_url: str | None = None) -> CollectorSett
             timezone=r.text("timezone", settings.timezone),
             target=r.integer("target", settings.target, low=1, high=MAX_TARGET),
             threshold_mbps=r.number("threshold_mbps", settings.threshold_mbps, high=100_000.0),
+            concentration_percent=r.integer("concentration_percent", settings.concentration_percent, low=1,
+                                            high=100),
             clock_tolerance_s=r.number("clock_tolerance_s", settings.clock_tolerance_s, high=86_400.0 * 365),
             rate_per_minute=r.integer("rate_per_minute", settings.rate_per_minute, high=1_000_000),
             language=r.choice("language", ("vi", "en"), settings.language),

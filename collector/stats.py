@@ -114,10 +114,11 @@ class StatsStore:
 
     def month_rows(self, month: str, commune_codes: Iterable[str] | None = None,
                    province: str | Iterable[str] | None = None) -> list[Any]:
-        """Return (commune_code, province_code, operator, status, download, upload, latency, started_at) rows."""
+        """Return (commune_code, province_code, operator, status, download, upload, latency, started_at, site_id)
+        rows."""
         c = measurements.c
         query = sa.select(c.commune_code, c.province_code, c.operator, c.status, c.download_mbps, c.upload_mbps,
-                          c.latency_ms, c.started_at).where(c.month == month)
+                          c.latency_ms, c.started_at, c.site_id).where(c.month == month)
         if isinstance(province, str):
             query = query.where(c.province_code == province)
         elif province is not None:
@@ -127,12 +128,23 @@ class StatsStore:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
+    def site_counts(self, month: str, province: str | None) -> list[Any]:
+        """(commune_code, site_id, ok, failed) of the month, per commune and site (site_id None: unknown)."""
+        c = measurements.c
+        query = sa.select(c.commune_code, c.site_id, sa.func.sum(sa.case((c.status == "ok", 1), else_=0)).label("ok"),
+                          sa.func.sum(sa.case((c.status == "failed", 1), else_=0)).label("failed")
+                          ).where(c.month == month).group_by(c.commune_code, c.site_id)
+        if province is not None:
+            query = query.where(c.province_code == province)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
     def raw_rows(self, month: str, commune_code: str | None, province: str | None) -> list[Any]:
         """Every measurement of the month (of a commune, or a province), oldest first, for raw exports."""
         c = measurements.c
         query = sa.select(c.id, c.device_id, c.seq, c.commune_code, c.started_at, c.received_at, c.engine,
                           c.status, c.operator, c.link_name, c.access, c.download_mbps, c.upload_mbps,
-                          c.latency_ms, c.jitter_ms, c.bytes_down, c.bytes_up, c.clock_suspect
+                          c.latency_ms, c.jitter_ms, c.bytes_down, c.bytes_up, c.clock_suspect, c.site_id
                           ).where(c.month == month).order_by(c.started_at)
         if commune_code:
             query = query.where(c.commune_code == commune_code)

@@ -1,6 +1,7 @@
 """The collector's database as its users see it: one engine, and one store per thing it serves
 (`devices`: which probes may talk to it; `enrolment`: their one-time codes; `admins`: which staff;
-`samples`: ingest; `stats`: the figures reports are made of; `alerts`: which alerts went out today)."""
+`samples`: ingest; `sites`: where in each commune they measure; `stats`: the figures reports are made of;
+`alerts`: which alerts went out today)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from xaprobe.collector.alertlog import AlertLog
 from xaprobe.collector.devices import DeviceStore
 from xaprobe.collector.enrolment import EnrolmentStore
 from xaprobe.collector.samples import SampleStore
+from xaprobe.collector.sites import SiteStore
 from xaprobe.collector.stats import StatsStore
 
 
@@ -25,6 +27,7 @@ class CollectorStore:
         self.samples = SampleStore(engine)
         self.stats = StatsStore(engine)
         self.alerts = AlertLog(engine)
+        self.sites = SiteStore(engine)
 
     def ping(self) -> None:
         """Raise if the database does not answer."""

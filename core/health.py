@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 from xaprobe.fields import WireError, decode, encode
+from xaprobe.sites import SITE_ID
 
 MAX_TARGET = 10_000  # samples a month on one link: one test every 4.5 minutes, far above any province's ask
 MAX_LINKS = 16
@@ -27,6 +28,9 @@ class CentreSettings:
     pause: bool = False
     target: int | None = dataclasses.field(default=None, metadata=_limit(MAX_TARGET, low=1))
     set_at: dt.datetime | None = None  # when staff last changed them at the collector (None: never)
+    # the site staff say the probe measures from (`device set --site`); None: not said (agent.toml's, if any)
+    site_id: str | None = dataclasses.field(default=None, metadata=_limit(64))
+    site_name: str | None = dataclasses.field(default=None, metadata=_limit(200))
 
     def to_wire(self) -> dict[str, Any]:
         return encode(self)
@@ -34,7 +38,10 @@ class CentreSettings:
     @classmethod
     def from_wire(cls, obj: Any) -> "CentreSettings":
         """Check the settings a collector sent back; raise WireError naming a bad field."""
-        return decode(cls, {} if obj is None else obj, "settings.")
+        settings: CentreSettings = decode(cls, {} if obj is None else obj, "settings.")
+        if settings.site_id is not None and not SITE_ID.match(settings.site_id):
+            raise WireError("settings.site_id", f"{settings.site_id!r} is not a site id")
+        return settings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from xaprobe.fields import WireError, check_integer, check_number, check_text, check_time
 from xaprobe.months import format_utc
+from xaprobe.sites import SITE_ID
 
 __all__ = ["Link", "Location", "Measurement", "Method", "Radio", "Server", "WireError", "from_wire", "new_id",
            "to_wire"]
@@ -113,6 +114,8 @@ class Measurement:
     error: str | None = None
     agent_version: str = ""
     method: Method | None = None  # added within v1: an older collector keeps it in extra
+    # added within v1: the site (collector-issued id) where the test was made; "" = site unknown (older probes)
+    site_id: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
@@ -218,6 +221,13 @@ def _method(obj: dict | None) -> Method | None:
     )
 
 
+def _site_id(obj: dict) -> str:
+    value = _text(obj, "site_id", "", limit=64)
+    if value and not SITE_ID.match(value):
+        raise WireError("site_id", f"must be lower-case letters, digits, '-' and '_', got {value!r}")
+    return value
+
+
 def from_wire(obj: Any) -> Measurement:
     """Validate one wire item and return its Measurement; raise WireError naming the field."""
     if not isinstance(obj, dict):
@@ -288,5 +298,6 @@ def from_wire(obj: Any) -> Measurement:
         error=_text(obj, "error", "", limit=MAX_TEXT) or None,
         agent_version=_text(obj, "agent_version", "", limit=32),
         method=_method(_object(obj, "method")),
+        site_id=_site_id(obj),
         extra={k: v for k, v in obj.items() if k not in _KNOWN},
     )

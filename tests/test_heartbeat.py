@@ -97,7 +97,7 @@ def test_a_good_heartbeat_reaches_the_fleet_view(collector, db_url):
 def test_the_answer_carries_what_staff_set_and_when(collector, target):
     token = collector.enrol(target=target)
     first = post(collector, token, heartbeat().to_wire()).json()["settings"]
-    assert first == {"pause": False, "target": target, "set_at": None}
+    assert first == {"pause": False, "target": target, "set_at": None, "site_id": None, "site_name": None}
     before = utc_now()
     collector.store.devices.steer("probe-1", pause=True, target=None, now=before)
     settings = CentreSettings.from_wire(post(collector, token, heartbeat().to_wire()).json()["settings"])

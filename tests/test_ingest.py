@@ -120,7 +120,8 @@ def test_heartbeat_is_kept_and_answers_settings(collector):
     answer = requests.post(collector.base + "/api/v1/heartbeat", json=beat.to_wire(),
                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert answer.status_code == 200
-    assert answer.json()["settings"] == {"pause": False, "target": 500, "set_at": None}
+    assert answer.json()["settings"] == {"pause": False, "target": 500, "set_at": None, "site_id": None,
+                                          "site_name": None}
     device = collector.store.devices.get("probe-1")
     assert device.heartbeat.backlog == 3 and device.last_heartbeat_at is not None
 

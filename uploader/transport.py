@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -122,14 +123,21 @@ def _no_answer(where: str, timeout_s: float) -> str:
 def post(session: requests.Session, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
          max_answer_bytes: int) -> Answer:
     """POST body to url and return the whole answer within timeout_s; raise TransportError otherwise."""
+    return request(session, "POST", url, body, headers, timeout_s, max_answer_bytes)
+
+
+def request(session: requests.Session, method: str, url: str, body: bytes | None, headers: Mapping[str, str],
+            timeout_s: float, max_answer_bytes: int) -> Answer:
+    """Send one request (no redirect followed) and return the whole answer within timeout_s, read up to
+    max_answer_bytes; raise TransportError otherwise."""
     where = urlsplit(url).netloc or url
     if not isinstance(session.get_adapter(url), WatchedAdapter):
         session.mount("http://", WatchedAdapter())
         session.mount("https://", WatchedAdapter())
     with _deadline(timeout_s) as expired:
         try:
-            response = session.post(url, data=body, headers=dict(headers), allow_redirects=False, stream=True,
-                                    timeout=(min(timeout_s, 10.0), timeout_s))
+            response = session.request(method, url, data=body, headers=dict(headers), allow_redirects=False,
+                                       stream=True, timeout=(min(timeout_s, 10.0), timeout_s))
             try:
                 if response.is_redirect or 300 <= response.status_code < 400:
                     raise TransportError(_(
@@ -147,3 +155,12 @@ def post(session: requests.Session, url: str, body: bytes, headers: Mapping[str,
     if expired.is_set():
         raise TransportError(_no_answer(where, timeout_s))
     return Answer(response.status_code, response.headers, content)
+
+
+def json_object(answer: Answer) -> dict[str, Any] | None:
+    """The answer's body as a JSON object, or None when it is not one."""
+    try:
+        parsed = json.loads(answer.body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

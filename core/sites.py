@@ -1,0 +1,43 @@
+"""Where in a commune a probe measures: the kinds of site, whether each counts as residential by default, their
+names in Vietnamese and English, and the one written form of a site id (shared by the probe and the collector)."""
+
+from __future__ import annotations
+
+import re
+
+from xaprobe.slug import slugify
+
+# kind -> (Vietnamese, English, residential unless staff say otherwise)
+KINDS: dict[str, tuple[str, str, bool]] = {
+    "office": ("Trụ sở UBND", "commune office", False),
+    "school": ("Trường học", "school", False),
+    "health": ("Trạm y tế", "health station", False),
+    "hamlet_house": ("Nhà văn hóa thôn/tổ dân phố", "hamlet cultural house", True),
+    "household": ("Hộ gia đình", "household", True),
+    "other": ("Khác", "other", False),
+}
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_SITES_PER_COMMUNE = 200
+
+
+def kind_label(kind: str, lang: str) -> str:
+    """The kind's name in the language (vi or en); an unknown kind as it is."""
+    names = KINDS.get(kind)
+    return kind if names is None else names[0] if lang == "vi" else names[1]
+
+
+def residential_by_default(kind: str) -> bool:
+    return KINDS.get(kind, ("", "", False))[2]
+
+
+def check_site_id(value: str) -> str:
+    """The id as written (lower-case letters, digits, '-' and '_', at most 64); ValueError naming the rule."""
+    if not SITE_ID.match(value):
+        raise ValueError(f"{value!r} is not a site id: lower-case letters, digits, '-' and '_', at most 64, "
+                         "like 18673-thcs-cam-xuyen")
+    return value
+
+
+def suggested_id(commune_code: str, name: str) -> str:
+    """A readable id for a new site: the commune code and the name's ASCII form ('18673-thcs-cam-xuyen')."""
+    return f"{commune_code}-{slugify(name, 40) or 'site'}"

@@ -1,0 +1,296 @@
+"""#16: sites through enrolment, the heartbeat answer, the wire and ingest (SQLite and PostgreSQL); a commune
+month with three sites (office, school, hamlet house) shows counts, shares and the concentration warning;
+old-format samples land as "site unknown"; staff's `site` commands and a field session's `site add`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import requests
+import sqlalchemy as sa
+from conftest import make_measurement
+
+from xaprobe.collector import schema
+from xaprobe.collector.reports import monthly_report
+from xaprobe.collector.settings import CollectorSettings
+from xaprobe.collector.sites import Site, SiteError
+from xaprobe.health import CentreSettings, Heartbeat
+from xaprobe.months import utc_now
+from xaprobe.wire import from_wire, to_wire
+
+CAM_XUYEN, THANH_SEN = "18673", "18073"
+
+
+def site(site_id, kind, commune=CAM_XUYEN, residential=None, **kw):
+    from xaprobe.sites import residential_by_default
+
+    return Site(site_id, commune, kw.pop("name", site_id), kind, kw.pop("hamlet", ""), kw.pop("lat", None),
+                kw.pop("lon", None), residential_by_default(kind) if residential is None else residential, utc_now(),
+                "staff")
+
+
+def three_sites(store):
+    store.sites.add(site("cx-office", "office", name="UBND xã Cẩm Xuyên", lat=18.2571, lon=106.0012))
+    store.sites.add(site("cx-school", "school", name="Trường THCS Cẩm Xuyên", lat=18.2490, lon=105.9951))
+    store.sites.add(site("cx-thon3", "hamlet_house", name="Nhà văn hóa thôn 3", hamlet="Thôn 3", lat=18.2702,
+                         lon=106.0150))
+
+
+def post(collector, token, items):
+    return requests.post(collector.base + "/api/v1/measurements", json={"measurements": items}, timeout=30,
+                         headers={"Authorization": f"Bearer {token}"})
+
+
+def wire(site_id=None, device="probe-1", **kw):
+    item = to_wire(make_measurement(device_id=device, **kw))
+    if site_id is None:
+        del item["site_id"]  # an older probe's item: no such key at all
+    else:
+        item["site_id"] = site_id
+    return item
+
+
+def test_sites_travel_through_enrolment_heartbeat_wire_and_ingest(collector):
+    store = collector.store
+    three_sites(store)
+    store.sites.add(site("ts-office", "office", commune=THANH_SEN))
+    collector.enrol()
+    store.sites.assign("probe-1", "cx-school")
+    code, _ = store.enrolment.issue("probe-1", utc_now())
+    identity = requests.post(collector.base + "/api/v1/enroll", json={"code": code}, timeout=30).json()
+    assert (identity["site_id"], identity["site_name"]) == ("cx-school", "Trường THCS Cẩm Xuyên")
+    token = identity["token"]
+
+    heartbeat = Heartbeat(device_id="probe-1", version="0.1.0", sent_at=utc_now())
+    answer = requests.post(collector.base + "/api/v1/heartbeat", json=heartbeat.to_wire(), timeout=30,
+                           headers={"Authorization": f"Bearer {token}"}).json()["settings"]
+    assert CentreSettings.from_wire(answer).site_id == "cx-school"
+
+    results = post(collector, token, [wire("cx-school"), wire("cx-thon3"), wire(None), wire(""),
+                                      wire("ts-office"), wire("no-such-site"), wire("Bad Id!")]).json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] * 4 + ["rejected"] * 3
+    assert results[4]["reason"] == ("site_id: site ts-office is in commune 18073, not in 18673 where the sample "
+                                    "was made")
+    assert results[5]["reason"].startswith("site_id: no-such-site is not a site this collector knows")
+    assert results[6]["reason"].startswith("site_id: must be lower-case letters")
+    with store.engine.connect() as conn:
+        stored = sorted((r[0] or "") for r in conn.execute(sa.select(schema.measurements.c.site_id)))
+    assert stored == ["", "", "cx-school", "cx-thon3"]  # NULL: site unknown
+
+
+def test_the_wire_field_is_optional_and_checked():
+    item = to_wire(make_measurement(site_id="cx-school"))
+    assert item["site_id"] == "cx-school" and from_wire(item).site_id == "cx-school"
+    old = dict(item)
+    del old["site_id"]
+    assert from_wire(old).site_id == ""
+    for bad in ("UPPER", "a/b", "x" * 65, 5):
+        with pytest.raises(ValueError, match="site_id"):
+            from_wire(dict(item, site_id=bad))
+    with pytest.raises(ValueError, match="settings.site_id"):
+        CentreSettings.from_wire({"site_id": "../../etc"})
+
+
+def test_a_month_with_three_sites_shows_counts_shares_and_the_concentration_warning(collector):
+    store = collector.store
+    three_sites(store)
+    token = collector.enrol()
+    # 17 from the office, 2 from the school, 1 from the hamlet house, 2 from an older probe: 17/22 = 77 %
+    items = [wire("cx-office", seq=i) for i in range(17)] + [wire("cx-school", seq=20 + i) for i in range(2)] + \
+        [wire("cx-thon3", seq=30, download_mbps=5.0), wire(None, seq=40), wire(None, seq=41),
+         wire("cx-office", seq=50, status="failed", download_mbps=None, upload_mbps=None, latency_ms=None,
+              jitter_ms=None, bytes_down=0, bytes_up=0, error="timed out")]
+    assert all(r["status"] == "accepted" for r in post(collector, token, items).json()["results"])
+    now = utc_now()
+    month = now.astimezone(dt.timezone(dt.timedelta(hours=7))).strftime("%Y-%m")
+    settings = CollectorSettings()
+    c = monthly_report(store, settings, month, "42", now).communes
+    cov = next(x for x in c if x.code == CAM_XUYEN).coverage
+    rows = {(s.site_id, s.samples, s.failed, s.share) for s in cov.sites}
+    assert rows == {("cx-office", 17, 1, 0.7727), ("cx-school", 2, 0, 0.0909), ("cx-thon3", 1, 0, 0.0455),
+                    (None, 2, 0, 0.0909)}
+    assert (cov.site_count, cov.residential_share, cov.top_site, cov.concentrated) == \
+        (3, 0.0455, "UBND xã Cẩm Xuyên", False)
+    assert cov.unknown == 2
+
+    store.sites.set_min_residential(CAM_XUYEN, 20)
+    tighter = dataclasses.replace(settings, concentration_percent=75)
+    cov = next(x for x in monthly_report(store, tighter, month, "42", now).communes if x.code == CAM_XUYEN).coverage
+    assert cov.concentrated and cov.top_share == 0.7727
+    assert (cov.min_residential, cov.residential_short) == (20, True)
+    # the school's samples turned out to come from the hamlet: residential share rises past the minimum
+    store.sites.update("cx-school", residential=True)
+    cov = monthly_report(store, tighter, month, "42", now, only_commune=CAM_XUYEN).communes[0].coverage
+    assert cov.residential_share == 0.1364 and cov.residential_short is True
+    store.sites.set_min_residential(CAM_XUYEN, 10)
+    cov = monthly_report(store, tighter, month, "42", now, only_commune=CAM_XUYEN).communes[0].coverage
+    assert cov.residential_short is False
+    other = next(x for x in monthly_report(store, settings, month, "42", now).communes if x.code == THANH_SEN)
+    assert other.coverage.sites == () and other.coverage.residential_share is None
+
+
+def test_sites_are_checked_when_staff_make_them(collector):
+    store = collector.store
+    three_sites(store)
+    collector.enrol(device_id="probe-2", commune=THANH_SEN)
+    with pytest.raises(SiteError, match="exists already"):
+        store.sites.add(site("cx-office", "office"))
+    with pytest.raises(SiteError, match="not in Vietnam"):
+        store.sites.add(site("swapped", "school", lat=106.0, lon=18.2))
+    with pytest.raises(SiteError, match="is in commune 18673, device probe-2 measures for 18073"):
+        store.sites.assign("probe-2", "cx-office")
+    with pytest.raises(SiteError, match="no site 'nowhere'"):
+        store.sites.assign("probe-2", "nowhere")
+    moved = store.sites.update("cx-thon3", name="Nhà văn hóa thôn 3 (mới)", lat=18.3, lon=106.1)
+    assert store.sites.get("cx-thon3") == moved and moved.commune_code == CAM_XUYEN
+
+
+def collector_cli(db, *args):
+    return subprocess.run([sys.executable, "-m", "xaprobe.collector", "--db", db, *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_site_commands_of_the_collector(tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    added = collector_cli(db, "site", "add", "--commune", CAM_XUYEN, "--name", "Nhà văn hóa thôn 3", "--kind",
+                          "hamlet_house", "--hamlet", "Thôn 3", "--lat", "18.27", "--lon", "106.015", "--json")
+    assert added.returncode == 0, added.stderr
+    made = json.loads(added.stdout)
+    assert (made["id"], made["residential"]) == ("18673-nha-van-hoa-thon-3", True)
+    assert collector_cli(db, "site", "add", "--commune", CAM_XUYEN, "--name", "UBND", "--kind", "office",
+                         "--id", "cx-office").returncode == 0
+    listed = collector_cli(db, "site", "list", "--commune", CAM_XUYEN)
+    assert "Nhà văn hóa thôn 3 (Nhà văn hóa thôn/tổ dân phố · Thôn 3) · khu dân cư / residential" in listed.stdout
+    assert "cx-office" in listed.stdout
+    enrolled = collector_cli(db, "device", "add", "--commune", CAM_XUYEN, "--name", "Probe", "--site", "cx-office",
+                             "--write-config", str(tmp_path / "agent.toml"), "--collector-url", "http://127.0.0.1:1")
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert tomllib.loads((tmp_path / "agent.toml").read_text())["site_id"] == "cx-office"
+    assert collector_cli(db, "device", "set", "probe", "--site", "18673-nha-van-hoa-thon-3").returncode == 0
+    assert json.loads(collector_cli(db, "site", "list", "--json").stdout)[0]["commune_code"] == CAM_XUYEN
+    done = collector_cli(db, "target", "--commune", CAM_XUYEN, "--min-residential", "30")
+    assert done.returncode == 0 and "30%" in done.stdout
+    for args, message in [
+        (("site", "add", "--commune", CAM_XUYEN, "--name", "X", "--kind", "pagoda"), "argument --kind: invalid choice"),
+        (("site", "add", "--commune", CAM_XUYEN, "--name", "X", "--kind", "school", "--lat", "18.2"),
+         "give both --lat and --lon, or neither"),
+        (("site", "add", "--commune", "99999", "--name", "X", "--kind", "school"), "--commune: 99999 is not"),
+        (("site", "add", "--commune", CAM_XUYEN, "--name", "X", "--kind", "school", "--id", "Has Space"),
+         "is not a site id"),
+        (("site", "set", "nowhere", "--name", "X"), "no site 'nowhere'"),
+        (("device", "set", "probe", "--site", "nowhere"), "no site 'nowhere'"),
+        (("device", "add", "--commune", THANH_SEN, "--name", "P2", "--site", "cx-office"),
+         "--site: cx-office is a site of commune 18673, not of 18073"),
+    ]:
+        done = collector_cli(db, *args)
+        assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+        assert message in done.stderr, (args, done.stderr)
+    assert [d["id"] for d in json.loads(collector_cli(db, "device", "list", "--json").stdout)] == ["probe"]
+
+
+def probe_cli(config, *args):
+    return subprocess.run([sys.executable, "-m", "xaprobe.agent", "--lang", "en", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_field_session_adds_its_site_and_measures_there(sqlite_collector, speedtest_server, tmp_path):
+    store = sqlite_collector.store
+    three_sites(store)
+    token = sqlite_collector.enrol()
+    config = tmp_path / "agent.toml"
+    config.write_text(f'device_id = "probe-1"\ntoken = "{token}"\ncommune_code = "{CAM_XUYEN}"\n'
+                      f'collector_url = "{sqlite_collector.base}/"\nsite_id = "cx-office"\n'
+                      f'store = "probe.db"\n[engines.http]\nserver = "{speedtest_server}"\n'
+                      '[[links]]\nname = "lo"\ninterface = "lo"\naccess = "ethernet"\n')
+    listed = probe_cli(config, "site", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "cx-thon3" in listed.stdout and "Nhà văn hóa thôn 3 (hamlet cultural house, Thôn 3, residential)" \
+        in listed.stdout
+    added = probe_cli(config, "site", "add", "--name", "Nhà ông Nguyễn Văn A", "--kind", "household", "--hamlet",
+                      "Xóm 5", "--lat", "18.26", "--lon", "106.02")
+    assert added.returncode == 0, added.stderr
+    site_id = "18673-nha-ong-nguyen-van-a"
+    assert f"site {site_id}: Nhà ông Nguyễn Văn A; measure here with: xaprobe measure --site {site_id}" in added.stdout
+    again = probe_cli(config, "site", "add", "--name", "nhà ông nguyễn văn a", "--kind", "household", "--hamlet",
+                      "Xóm 5")
+    assert site_id in again.stdout  # the same place twice is one site
+    made = store.sites.get(site_id)
+    assert (made.residential, made.created_by, made.hamlet) == (True, "device:probe-1", "Xóm 5")
+
+    for args in (("--site", site_id), ()):
+        done = probe_cli(config, "measure", "--duration", "1", *args)
+        assert done.returncode == 0, done.stderr
+    assert probe_cli(config, "upload").returncode == 0
+    with store.engine.connect() as conn:
+        stored = sorted(r[0] for r in conn.execute(sa.select(schema.measurements.c.site_id)))
+    assert stored == [site_id, "cx-office"]  # --site, and the probe's own site from agent.toml
+    bad = probe_cli(config, "measure", "--site", "Not An Id")
+    assert bad.returncode == 2 and "is not a site id" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_site_staff_set_wins_over_agent_toml(store):
+    from xaprobe.agent.config import parse_config
+    from xaprobe.agent.measure import site_of
+
+    config = parse_config({"site_id": "cx-office"}, "agent.toml")
+    assert site_of(config, store) == "cx-office"
+    store.save_centre_settings(CentreSettings(site_id="cx-thon3", site_name="Nhà văn hóa thôn 3"))
+    assert site_of(config, store) == "cx-thon3"
+    from xaprobe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="site_id: \"Thôn 3\" is not a site id"):
+        parse_config({"site_id": "Thôn 3"}, "agent.toml")
+
+
+def test_samples_stored_before_sites_existed_are_site_unknown(db_url):
+    """A v7 database (before sites) migrates to v8: its samples keep no site and count as "site unknown"."""
+    from test_collector_ops import load_v1
+
+    from xaprobe.collector.db import open_engine
+    from xaprobe.collector.devices import hash_token
+    from xaprobe.collector.store import CollectorStore
+
+    v1 = load_v1()
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    now = utc_now()
+    with engine.begin() as conn:
+        v1.metadata.create_all(conn)
+        conn.execute(v1.schema_info.insert().values(id=1, version=1))
+    for step in range(2, 8):
+        with engine.begin() as conn:
+            for statement in schema.MIGRATIONS[step]:
+                conn.execute(sa.text(statement))
+            conn.execute(v1.schema_info.update().values(version=step))
+    month = now.astimezone(dt.timezone(dt.timedelta(hours=7))).strftime("%Y-%m")
+    with engine.begin() as conn:
+        conn.execute(v1.devices.insert().values(id="old", name="Old", commune_code=CAM_XUYEN,
+                                                token_hash=hash_token("xap_old"), created_at=now))
+        for i in range(3):
+            m = make_measurement(device_id="old", seq=i + 1)
+            conn.execute(sa.text(
+                "INSERT INTO measurements (id, device_id, seq, commune_code, province_code, month, started_at,"
+                " received_at, engine, status, operator, link_name, access, bytes_down, bytes_up, clock_suspect,"
+                " body, capped) VALUES (:id, 'old', :seq, :c, '42', :month, :at, :at, 'http', 'ok', 'Viettel',"
+                " 'viettel', 'cellular', 1, 1, FALSE, :body, FALSE)"),
+                {"id": m.id, "seq": i + 1, "c": CAM_XUYEN, "month": month, "at": m.started_at,
+                 "body": json.dumps(to_wire(m))})
+        conn.execute(sa.text("INSERT INTO stale_months (month, scope, province_code, version) VALUES"
+                             " (:month, :c, '42', 1)"), {"month": month, "c": CAM_XUYEN})
+    engine.dispose()
+    store = CollectorStore(open_engine(db_url))
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == schema.SCHEMA_VERSION
+        three_sites(store)
+        commune = monthly_report(store, CollectorSettings(), month, "42", now, only_commune=CAM_XUYEN).communes[0]
+        assert commune.samples == 3
+        assert [(s.site_id, s.samples) for s in commune.coverage.sites][0] == (None, 3)
+        assert commune.coverage.site_count == 0 and not commune.coverage.concentrated
+    finally:
+        store.engine.dispose()
