@@ -4,6 +4,7 @@ form that POSTs an admin token for a server-side session (no token ever in a URL
 from __future__ import annotations
 
 import calendar
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
@@ -16,15 +17,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from xaprobe import communes
 from xaprobe.collector import charts
 from xaprobe.collector.admins import SESSION_MAX
+from xaprobe.collector.coverage import SiteMonth
 from xaprobe.collector.deps import ADMIN_COOKIE, Services, admin_auth, services
 from xaprobe.collector.exports import render_raw, render_report, title_block
 from xaprobe.collector.fleet import fleet
 from xaprobe.collector.formats import Formats, parse_month_input
 from xaprobe.collector.i18n import labels, language
 from xaprobe.collector.pdf import NoFont, report_pdf
-from xaprobe.collector.reports import STATUSES, monthly_report
+from xaprobe.collector.reports import STATUSES, Spread, monthly_report
+from xaprobe.collector.sitemap import site_map
 from xaprobe.collector.views import CommuneFilter, advice, commune_history, fleet_counts, select_communes
 from xaprobe.months import month_of, parse_month
+from xaprobe.sites import kind_label
 
 router = APIRouter(include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -198,15 +202,31 @@ def commune_page(request: Request, code: str, month: str | None = None, lang: st
     f, t = _formats(request, lang), labels(lang)
     history = commune_history(state.store, state.settings, unit.code, unit.province_code, month, state.clock())
     devices = [h for h in fleet(state.store, state.clock(), unit.province_code) if h.commune_code == unit.code]
-    return _page("commune.html", request, lang, report=report, c=row, charts=_commune_charts(state, t, f, month, row),
-                 history=history, history_charts=_history_charts(t, f, history), devices=devices, admin=admin)
+    rows = state.store.stats.month_rows(month, commune_codes=[row.code])
+    sites = _site_medians(row.coverage.sites, rows)
+    charts = _commune_charts(state, t, f, rows, month, row)
+    return _page("commune.html", request, lang, report=report, c=row, charts=charts, history=history,
+                 history_charts=_history_charts(t, f, history), devices=devices, admin=admin, sites=sites,
+                 site_map=site_map(sites, t["sites_map"], t["residential"], f),
+                 site_names={s.site_id: s.name for s in sites}, kind_label=lambda k: kind_label(k, lang))
 
 
-def _commune_charts(state: Services, t: dict[str, str], f: Formats, month: str, row: Any) -> dict[str, str]:
+def _site_medians(sites: tuple[SiteMonth, ...], rows: list[Any]) -> list[SiteMonth]:
+    """The commune's sites with the median download of each one's samples this month."""
+    downloads: dict[str | None, list[float]] = defaultdict(list)
+    known = {s.site_id for s in sites}
+    for r in rows:
+        if r.status == "ok" and r.download_mbps is not None:
+            downloads[r.site_id if r.site_id in known else None].append(r.download_mbps)
+    return [dataclasses.replace(s, download_median=Spread.of(downloads[s.site_id]).median) for s in sites]
+
+
+def _commune_charts(state: Services, t: dict[str, str], f: Formats, rows: list[Any], month: str,
+                    row: Any) -> dict[str, str]:
     """The commune's month in pictures: samples per day, the operators' medians, their spread."""
     per_day: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     downloads: dict[str, list[float]] = defaultdict(list)
-    for r in state.store.stats.month_rows(month, commune_codes=[row.code]):
+    for r in rows:
         if r.status == "ok":
             per_day[r.operator][f.local(r.started_at).day] += 1
             if r.download_mbps is not None:

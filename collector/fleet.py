@@ -38,6 +38,7 @@ class DeviceHealth:
     rejected_this_month: int = 0  # items the collector refused (they are not stored)
     suspect_this_month: int = 0  # samples stored as suspect: kept, not counted
     rejected_why: tuple[str, ...] = ()  # the last words of each kind of refusal, most frequent first
+    site_id: str | None = None  # the site staff set for it
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (times as ISO 8601) that /api/v1/fleet and `fleet --json` print."""
@@ -68,7 +69,8 @@ def _health(d: Device, unit: communes.Commune | None, last_sample: dt.datetime |
         version=beat.version if beat else None, last_error=beat.last_error if beat else None,
         status=device_status(d.revoked_at is not None, d.last_seen_at, now), id_conflicts=d.id_conflicts,
         rejected_this_month=sum(n for n, _ in rejected.values()), suspect_this_month=suspect,
-        rejected_why=tuple(detail for _, detail in sorted(rejected.values(), key=lambda x: -x[0])))
+        rejected_why=tuple(detail for _, detail in sorted(rejected.values(), key=lambda x: -x[0])),
+        site_id=d.site_id)
 
 
 def fleet(store: CollectorStore, now: dt.datetime, province: str | None = None,

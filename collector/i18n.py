@@ -188,6 +188,34 @@ _LABELS = {
     "alert_commune": ("{commune}: {samples}/{target} mẫu, dự kiến cuối tháng {projected}, cần thêm {needed} mẫu/ngày",
                       "{commune}: {samples}/{target} samples, projected {projected}, needs {needed} a day"),
     "no_probes_commune": ("Chưa có thiết bị đo nào cho xã/phường này.", "No probe is enrolled for this commune."),
+    # #16: where in the commune the samples come from
+    "sites_title": ("Điểm đo trong xã", "Where in the commune the samples come from"),
+    "sites_summary": ("{n} điểm đo có mẫu trong tháng · {share} số mẫu từ khu dân cư",
+                      "{n} sites gave samples this month · {share} of the samples from residential sites"),
+    "min_residential": ("chỉ tiêu tối thiểu {min}% từ khu dân cư", "at least {min}% from residential sites asked"),
+    "residential_short": ("Chưa đạt tỷ lệ tối thiểu {min}% mẫu đo từ khu dân cư: cần đo thêm tại các thôn, tổ dân phố.",
+                          "Below the {min}% of samples asked from residential sites: measure more in the hamlets."),
+    "concentrated": ("Cảnh báo: {share} số mẫu tháng này từ một điểm đo ({name}); cần đo thêm tại các thôn, khu dân cư "
+                     "khác.",
+                     "Warning: {share} of this month's samples come from one site ({name}); measure at other "
+                     "hamlets and residential areas too."),
+    "site": ("Điểm đo", "Site"),
+    "site_kind": ("Loại", "Kind"),
+    "hamlet": ("Thôn/xóm/tổ dân phố", "Hamlet"),
+    "residential": ("Khu dân cư", "Residential"),
+    "yes": ("có", "yes"),
+    "no": ("không", "no"),
+    "site_share": ("Tỷ lệ mẫu", "Share of samples"),
+    "site_unknown": ("Không rõ điểm đo (thiết bị đo phiên bản cũ)", "Site unknown (older probes)"),
+    "no_sites": ("Chưa có điểm đo nào cho xã này. Cán bộ tổng hợp thêm bằng: xaprobe-collector site add",
+                 "No site is recorded for this commune yet. Staff add one with: xaprobe-collector site add"),
+    "sites_map": ("Vị trí các điểm đo (cỡ chấm: số mẫu tháng này)", "Sites (dot size: samples this month)"),
+    "sites_col": ("Điểm đo", "Sites"),
+    "sites_cell": ("{n} điểm · {share} khu dân cư", "{n} sites · {share} residential"),
+    "concentrated_short": ("⚠ {share} từ 1 điểm", "⚠ {share} from one site"),
+    "sort_concentration": ("tập trung một điểm trước", "most concentrated first"),
+    "sort_residential": ("ít mẫu khu dân cư trước", "least residential first"),
+    "probe_site": ("điểm đo", "site"),
 }
 
 

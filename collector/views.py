@@ -16,7 +16,7 @@ from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.store import CollectorStore
 from xaprobe.months import parse_month
 
-SORTS = ("status", "name", "percent", "needed")
+SORTS = ("status", "name", "percent", "needed", "concentration", "residential")
 # a probe that cannot upload this many samples is worth a word to the commune
 BACKLOG_WORTH_A_CALL = 50
 
@@ -51,6 +51,11 @@ def _sort_key(sort: str) -> Callable[[CommuneMonth], Any]:
         return lambda c: fold(c.name)
     if sort == "percent":
         return lambda c: (c.percent, fold(c.name))
+    if sort == "concentration":  # one site giving most of the month first; communes without sites last
+        return lambda c: (-(c.coverage.top_share if c.coverage.top_share is not None else -1), fold(c.name))
+    if sort == "residential":  # least from residential sites first (a commune with no samples last)
+        return lambda c: (c.coverage.residential_share if c.coverage.residential_share is not None else 2,
+                          fold(c.name))
     if sort == "needed":  # most samples a day still needed first; a month already lost last
         return lambda c: (-(c.needed_per_day if c.needed_per_day is not None else -1), fold(c.name))
     return lambda c: (STATUSES.index(c.status), c.percent, fold(c.name))  # behind first, least progress first

@@ -234,3 +234,67 @@ def browser_text(browser: Chromium, url: str) -> str:
     browser.navigate(url)
     return browser.evaluate("document.body.innerText")
 
+
+
+@pytest.fixture
+def sited(sqlite_collector):
+    """Cẩm Xuyên with three sites (office, school, hamlet house): 30 samples from the office, 2 from the school,
+    3 from the hamlet house, and 2 from an older probe that names no site."""
+    from test_sites import three_sites
+
+    store = sqlite_collector.store
+    three_sites(store)
+    token = sqlite_collector.enrol("cam-xuyen", "18673")
+    store.sites.assign("cam-xuyen", "cx-office")
+    store.sites.set_min_residential("18673", 25)
+    now = dt.datetime.now(dt.timezone.utc)
+    plan = [("cx-office", 30), ("cx-school", 2), ("cx-thon3", 3), (None, 2)]
+    items = []
+    for site_id, n in plan:
+        for i in range(n):
+            item = to_wire(make_measurement(device_id="cam-xuyen", download_mbps=15.0 + i + (10 if site_id else 0),
+                                            started_at=now - dt.timedelta(minutes=10 * len(items))))
+            if site_id:
+                item["site_id"] = site_id
+            else:
+                del item["site_id"]
+            items.append(item)
+    answer = requests.post(sqlite_collector.base + "/api/v1/measurements", json={"measurements": items}, timeout=30,
+                           headers={"Authorization": f"Bearer {token}"}).json()
+    assert [r["status"] for r in answer["results"]] == ["accepted"] * len(items)
+    return sqlite_collector
+
+
+def test_commune_page_shows_where_its_samples_come_from(sited, browser):
+    sign_in(browser, sited, "/?province=42&sort=concentration")
+    first = browser.evaluate("document.querySelector('#communes tbody tr').dataset.code")
+    assert first == "18673"  # sorted by concentration: the commune with one dominant site first
+    assert browser.evaluate("document.querySelector('tr[data-code=\"18673\"] .concentrated').textContent.trim()") \
+        == "⚠ 81% từ 1 điểm"
+    browser.navigate(sited.base + "/commune/18673")
+    rows = browser.evaluate("Array.from(document.querySelectorAll('#sites tbody tr')).map(r => "
+                            "Array.from(r.cells).map(c => c.textContent.trim()))")
+    assert rows == [
+        ["UBND xã Cẩm Xuyên", "Trụ sở UBND", "–", "không", "30", "0", "81,1%", "39,5"],
+        ["Nhà văn hóa thôn 3", "Nhà văn hóa thôn/tổ dân phố", "Thôn 3", "có", "3", "0", "8,1%", "26,0"],
+        ["Trường THCS Cẩm Xuyên", "Trường học", "–", "không", "2", "0", "5,4%", "25,5"],
+        ["Không rõ điểm đo (thiết bị đo phiên bản cũ)", "–", "–", "–", "2", "0", "5,4%", "15,5"],
+    ]
+    summary = browser.evaluate("document.getElementById('sites-summary').textContent")
+    assert summary == "3 điểm đo có mẫu trong tháng · 8,1% số mẫu từ khu dân cư"
+    warning = browser.evaluate("document.getElementById('concentration-warning').textContent")
+    assert warning.startswith("Cảnh báo: 81,1% số mẫu tháng này từ một điểm đo (UBND xã Cẩm Xuyên)")
+    assert "chỉ tiêu tối thiểu 25% từ khu dân cư" in browser.evaluate("document.getElementById('summary').textContent")
+    assert browser.evaluate("document.getElementById('residential-warning') !== null")
+    assert "điểm đo: UBND xã Cẩm Xuyên" in browser.evaluate("document.getElementById('probes').textContent")
+    drawn = browser.evaluate("(() => { const i = document.querySelector('#sites-map img');"
+                             " return i.complete && i.naturalWidth; })()")
+    assert drawn == 600
+    svg = base64.b64decode(browser.evaluate("document.querySelector('#sites-map img').src").split(",", 1)[1])
+    assert svg.count(b"<circle") == 4 and "Nhà văn hóa thôn 3 (3)".encode() in svg and b" km</text>" in svg
+    assert not [m for m in browser.console() if "Content Security Policy" in m], browser.console()
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard-commune-sites.png"
+    browser.set_viewport(1100, 900)
+    browser.screenshot(shot, full_page=True)
+    assert shot.stat().st_size > 20_000
