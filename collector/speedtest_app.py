@@ -9,8 +9,8 @@ Downloads stream one pre-generated random buffer; uploads are counted and droppe
 A public collector is anyone's speed-test server, so each app has limits (SpeedtestLimits): the largest
 download, the largest upload body (reading stops there: 413), and tests at once per client address (429).
 `make_app(Behaviour(...))` builds the same app behaving as other servers do (closing after each answer
-as PHP's built-in server does, a keep-alive limit, chunked answers): for the tests; `speedtest_app` is
-the well-behaved one every command serves.
+as PHP's built-in server does, a keep-alive limit, chunked answers, a server farther away): for the tests;
+`speedtest_app` is the well-behaved one every command serves.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Behaviour:
     keep_alive_max: int = 0  # close after this many answers on one connection (Apache's MaxKeepAliveRequests)
     chunked: bool = False  # no Content-Length on downloads: chunked bodies (PHP's flush() under a web server)
     one_at_a_time: bool = False  # one request served at a time, the others wait (`php -S` with one worker)
+    empty_delay_s: float = 0.0  # each answer of empty waits this long (a server farther away: its pings read more)
 
 
 @dataclasses.dataclass
@@ -187,6 +188,8 @@ class _App:
             await self._stream(scope, send, receive, chunks * MIB)
         elif name in ("empty", "upload.php"):
             size = await self._drain(receive)
+            if self.behaviour.empty_delay_s:
+                await asyncio.sleep(self.behaviour.empty_delay_s)
             if size is None:
                 await self._text(scope, send, 413, f"upload body over {self.limits.max_upload_mib} MiB".encode(),
                                  close=True)

@@ -29,10 +29,12 @@ Choices = tuple[str, ...] | Callable[[], tuple[str, ...]]
 
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-            choices: Choices = (), url: bool = False, required: bool = False, custom: bool = False) -> Any:
-    """A dataclass field for one TOML key; choices may be a callable when they are known only at run time."""
-    metadata = {"help": help, "low": low, "high": high, "choices": choices, "url": url, "required": required,
-                "custom": custom}
+            choices: Choices = (), url: bool = False, path_or_url: bool = False, required: bool = False,
+            custom: bool = False) -> Any:
+    """A dataclass field for one TOML key; choices may be a callable when they are known only at run time.
+    url: an http(s) URL; path_or_url: that or an absolute file path."""
+    metadata = {"help": help, "low": low, "high": high, "choices": choices, "url": url, "path_or_url": path_or_url,
+                "required": required, "custom": custom}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -54,7 +56,11 @@ def read_value(r: TableReader, field: dataclasses.Field, kind: Any, default: Any
         return r.choice(name, choices_of(field), default)
     if kind is str:
         value = r.text(name, default, required=meta.get("required", False))
-        if value and meta.get("url"):
+        if value and meta.get("path_or_url") and "://" not in value:
+            if not value.startswith("/"):
+                r.fail(name, _('must be an http:// or https:// URL or an absolute file path, got "{value}"').format(
+                    value=value))
+        elif value and (meta.get("url") or meta.get("path_or_url")):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 r.fail(name, _('must be an http:// or https:// URL, got "{value}"').format(value=value))
@@ -123,6 +129,8 @@ def allowed(field: dataclasses.Field) -> str:
         return f"From {meta['low']:g} to {meta['high']:g}."
     if meta.get("url"):
         return "An http:// or https:// URL."
+    if meta.get("path_or_url"):
+        return "An http:// or https:// URL, or an absolute file path."
     return ""
 
 

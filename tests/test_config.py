@@ -61,6 +61,10 @@ def test_example_config_passes_and_parses_links():
     ('[[links]]\nname = "a"\ninterface = "x"\n[[links]]\nname = "a"\ninterface = "y"\n',
      'links[1].name: "a" is used by links[0] too'),
     ('engine = "ookla"\n', "engine: must be one of 'http', 'speedtest', got \"ookla\""),
+    ('[engines.http]\nservers = "servers.json"\n',
+     'engines.http.servers: must be an http:// or https:// URL or an absolute file path, got "servers.json"'),
+    ('[engines.http]\nservers = "ftp://example.vn/servers.json"\n',
+     'engines.http.servers: must be an http:// or https:// URL, got "ftp://example.vn/servers.json"'),
 ])
 def test_each_mistake_names_its_key(text, expected, tmp_path):
     problems = problems_of(text, tmp_path)

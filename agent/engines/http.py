@@ -5,7 +5,8 @@ Download: parallel GETs of `garbage?ckSize=N` (N MiB of random bytes). Upload: p
 Bytes are what the kernel says the peer acknowledged (upload) or what arrived (download), so data
 still sitting in a send buffer is never counted as sent. Every answer is read through a byte ceiling
 (what was asked for, or a few KiB for a ping or getIP) and counts against the cap; the whole test
-ends by its deadline (agent/engines/limits.py), whatever the server does.
+ends by its deadline (agent/engines/limits.py), whatever the server does. With a server list (`servers`),
+the server is chosen first (agent/engines/selection.py) and named in the result with how it was chosen.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from xaprobe.agent.engines.httpsession import (
 from xaprobe.agent.engines.librespeed import check_garbage, discover, parse_get_ip
 from xaprobe.agent.engines.limits import HEAD_ROOM, SMALL_ANSWER, LimitExceeded, bound_next_answer, deadline_s
 from xaprobe.agent.engines.pings import KEEPALIVE, Pinger
+from xaprobe.agent.engines.selection import Choice, NoServerAnswered, choose_from_list
 from xaprobe.agent.engines.sockets import ByteMeter
 from xaprobe.months import utc_now
 from xaprobe.tomlschema import setting
@@ -55,6 +57,14 @@ class Settings:
 
     server: str = setting("", "A LibreSpeed-compatible server: the collector's own /speedtest/, a provincial "
                               "server, ...", url=True)
+    servers: str = setting("", "A LibreSpeed server list (JSON: name, server, dlURL, ulURL, pingURL, getIpURL, "
+                               "optional id, and an optional operator: a name or list of names whose links prefer "
+                               "that server), read before each test; when set, used instead of `server`: the test "
+                               "runs against the answering server with the lowest ping, the link operator's first. "
+                               "A URL is fetched over the link (1 MiB at most, no redirects); a `//host/` server "
+                               "takes the list URL's scheme, http from a file.", path_or_url=True)
+    select_timeout_s: float = setting(5.0, "Seconds each server of the list may take to answer its few "
+                                           "selection pings; one that does not is skipped.", low=1.0, high=60.0)
     paths: str = setting("auto", '"plain" for /garbage, /empty, /getIP; "php" for LibreSpeed\'s garbage.php, '
                                  'empty.php, getIP.php; "auto" finds which the server has.',
                          choices=("auto", "plain", "php"))
@@ -107,8 +117,8 @@ def _payload() -> bytes:
 def _post(s: Session, conn: http.client.HTTPConnection, meter: ByteMeter, size: int) -> bool:
     """Send one upload body of size bytes; return False when the test stopped before it was answered."""
     payload = memoryview(_payload())
-    bound_next_answer(conn, SMALL_ANSWER, f"{s.ep.empty} (an upload answer)", s.received.charge)
-    conn.putrequest("POST", f"{s.ep.empty}?r={random.random()}", skip_accept_encoding=True)
+    bound_next_answer(conn, SMALL_ANSWER, f"{s.ep.upload} (an upload answer)", s.received.charge)
+    conn.putrequest("POST", f"{s.ep.upload}?r={random.random()}", skip_accept_encoding=True)
     conn.putheader("User-Agent", USER_AGENT)
     conn.putheader("Content-Type", "application/octet-stream")
     conn.putheader("Content-Length", str(size))
@@ -124,7 +134,7 @@ def _post(s: Session, conn: http.client.HTTPConnection, meter: ByteMeter, size: 
         return False
     resp = conn.getresponse()
     resp.read()
-    require_ok(resp, s.ep.empty)
+    require_ok(resp, s.ep.upload)
     return True
 
 
@@ -238,8 +248,8 @@ class _Figures:
     method: Method
 
 
-def _measure(s: Session, settings: Settings, cap: int, url: str) -> _Figures:
-    s.ep = discover(s, url, settings.paths)
+def _measure(s: Session, settings: Settings, cap: int, url: str, given: Endpoints | None) -> _Figures:
+    s.ep = discover(s, url, settings.paths, given)
     s.close_all()
     pinger = Pinger(s)
     pinger.warm_up()
@@ -270,9 +280,24 @@ def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
+def _chosen(request: RunRequest, settings: Settings, base: Measurement) -> tuple[Choice | None, Measurement]:
+    """The server list's choice for this link and the Measurement naming it, or (None, the failed Measurement
+    saying why no server was chosen)."""
+    try:
+        choice = choose_from_list(settings.servers, request, settings.timeout_s, settings.select_timeout_s,
+                                  settings.paths)
+    except NoServerAnswered as e:
+        return None, dataclasses.replace(base, error=str(e), method=Method(candidates=e.candidates))
+    except EngineError as e:
+        return None, dataclasses.replace(base, error=str(e))
+    entry = choice.entry
+    return choice, dataclasses.replace(base, server=Server(url=entry.url, id=entry.id, name=entry.name))
+
+
 def run(request: RunRequest, settings: Settings, server: str | None = None) -> Measurement:
-    """Measure latency, download and upload against a LibreSpeed server within one deadline; network
-    failures are Measurements, programming errors are raised."""
+    """Measure latency, download and upload against a LibreSpeed server (the one given, else the best of the
+    server list, else the configured one) within one deadline; network failures are Measurements,
+    programming errors are raised."""
     started = utc_now()
     clock = time.perf_counter()
     url = server or settings.server
@@ -280,8 +305,16 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
     base = Measurement(id=new_id(), started_at=started, engine="http", status="failed",
                        server=Server(url=url, name=urlsplit(url).hostname or ""), link=request.link,
                        agent_version=__version__)
+    choice = None
+    if not server and settings.servers:
+        base = dataclasses.replace(base, server=Server())
+        choice, base = _chosen(request, settings, base)
+        if choice is None:
+            return dataclasses.replace(base, duration_s=round(time.perf_counter() - clock, 3))
+        url = choice.entry.url
     if not url:
-        return dataclasses.replace(base, error="no server given (set engines.http.server or use --server URL)")
+        return dataclasses.replace(base, error="no server given (set engines.http.server or servers, or use "
+                                               "--server URL)")
     try:
         ep = Endpoints.from_url(url, "plain" if settings.paths == "auto" else settings.paths)
     except EngineError as e:
@@ -290,17 +323,17 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
                  cap, settings.streams)
     with s.deadline.running():
         try:
-            f = _measure(s, settings, cap, url)
+            f = _measure(s, settings, cap, url, choice.entry.endpoints if choice else None)
         except NETWORK_ERRORS as e:
             s.close_all()
             s.raise_crash()  # a programming error in a stream is raised even when the network failed too
             error = s.deadline.message if s.deadline.expired.is_set() else describe_error(e, ep.where)
             return dataclasses.replace(base, error=error, duration_s=round(time.perf_counter() - clock, 3),
-                                       **_moved(s, Method()))
+                                       **_moved(s, choice.noted(Method()) if choice else Method()))
         finally:
             s.close_all()
     return dataclasses.replace(
         base, status="ok", download_mbps=round(f.down, 3), upload_mbps=round(f.up, 3),
         latency_ms=_rounded(f.latency), jitter_ms=_rounded(f.jitter), loaded_latency_ms=_rounded(f.loaded),
         capped=f.capped, client_ip=f.ip, isp=f.isp, duration_s=round(time.perf_counter() - clock, 3),
-        **_moved(s, f.method))
+        **_moved(s, choice.noted(f.method) if choice else f.method))

@@ -27,7 +27,8 @@ USER_AGENT = f"xaprobe/{__version__}"
 
 @dataclasses.dataclass(frozen=True)
 class Endpoints:
-    """Where a LibreSpeed-compatible server answers, derived from its base URL."""
+    """Where a LibreSpeed-compatible server answers: derived from its base URL, or named one by one (a
+    server list's dlURL, ulURL, pingURL, getIpURL). `empty` is what pings GET, `upload` what uploads POST to."""
 
     scheme: str
     host: str
@@ -35,20 +36,37 @@ class Endpoints:
     garbage: str
     empty: str
     get_ip: str
+    upload: str
 
     @classmethod
     def from_url(cls, url: str, style: str = "plain") -> "Endpoints":
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise EngineError(f"server must be an http:// or https:// URL, got {url!r}")
-        base = parts.path if parts.path.endswith("/") else parts.path + "/"
+        base = _folder(url)
         ext = ".php" if style == "php" else ""
-        return cls(parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                   base + "garbage" + ext, base + "empty" + ext, base + "getIP" + ext)
+        return cls.at(url, base + "garbage" + ext, base + "empty" + ext, base + "getIP" + ext, base + "empty" + ext)
+
+    @classmethod
+    def at(cls, url: str, garbage: str, empty: str, get_ip: str, upload: str) -> "Endpoints":
+        """The server at url (its scheme, host and port) answering on these paths."""
+        _folder(url)
+        parts = urlsplit(url)
+        return cls(parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
+                   garbage, empty, get_ip, upload)
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def _folder(url: str) -> str:
+    """The path of the folder a server URL names, ending in "/"; raise EngineError unless an http(s) URL."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise EngineError(f"server must be an http:// or https:// URL, got {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EngineError(f"server must be an http:// or https:// URL, got {url!r}")
+    return parts.path if parts.path.endswith("/") else parts.path + "/"
 
 
 class Budget:

@@ -55,9 +55,13 @@ def _try_empty(s: Session, url: str, ep: Endpoints) -> bool:
     return True
 
 
-def discover(s: Session, url: str, paths: str) -> Endpoints:
-    """Return the server's endpoints, its layout found when `paths` is "auto"; raise NotLibreSpeed when its
-    `empty` answers something else, EngineError when neither layout has one."""
+def discover(s: Session, url: str, paths: str, given: Endpoints | None = None) -> Endpoints:
+    """Return the server's endpoints: those given (a server list names them), else its layout, found when
+    `paths` is "auto"; raise NotLibreSpeed when its `empty` answers something else, EngineError when it has none."""
+    if given is not None:
+        if _try_empty(s, url, given):
+            return given
+        raise EngineError(f"server answered 404 Not Found for {given.empty}")
     layouts = LAYOUTS if paths == "auto" else (paths,)
     tried = []
     for layout in layouts:
