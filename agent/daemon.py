@@ -115,8 +115,9 @@ class Probe:
             self._disk_full(str(e), now)
             return
         self.health.disk_full, self.health.disk_full_attempt, self.health.next_test_check_at = False, 0, None
-        close_slot(self.store, plan, m.started_at)
-        after = next_due(self.store, self.config, self.clock())
+        done_at = self.clock()  # the probe's one clock: the slot closes when its test ended
+        close_slot(self.store, plan, done_at)
+        after = next_due(self.store, self.config, done_at)
         self.journal.test_done(m, after.next_at if after else None)
 
     def _disk_full(self, message: str, now: dt.datetime) -> None:

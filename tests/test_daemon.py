@@ -21,9 +21,13 @@ from xaprobe.agent.daemon import Probe
 from xaprobe.agent.engines import http as http_engine
 from xaprobe.agent.status import probe_status, render_status
 from xaprobe.agent.store import Store
+from xaprobe.months import DEFAULT_TZ, month_bounds, month_of
 from xaprobe.secret import Secret
 
-NOW = dt.datetime(2026, 11, 20, 5, 0, tzinfo=dt.timezone.utc)
+# the probe's frozen clock: now (a test's own time stamp comes from the real clock and must fall in the same
+# month as the probe's plans and status), and at least a day into the month, so the month's first slot has passed
+_REAL = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+NOW = max(_REAL, month_bounds(month_of(_REAL, DEFAULT_TZ), DEFAULT_TZ)[0] + dt.timedelta(days=1))
 
 
 def probe_for(collector, token, tmp_path, **upload) -> Probe:
