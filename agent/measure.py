@@ -10,6 +10,7 @@ from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig, LinkConfig
 from xaprobe.agent.engines import run_engine
 from xaprobe.agent.engines.base import RunRequest
+from xaprobe.agent.quiet import NOT_CHECKED, Quiet, stamped
 from xaprobe.agent.store import Store
 from xaprobe.months import utc_now
 from xaprobe.plausibility import checked
@@ -35,9 +36,10 @@ def link_context(link: LinkConfig) -> Link:
 
 def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | None = None,
             server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
-            bind: bool = True) -> Measurement:
-    """Run one test on the link and store it (failed tests too, and ok ones only when their figures agree);
-    return the stored Measurement. A programming error in the engine is raised, nothing stored."""
+            bind: bool = True, quiet: Quiet = NOT_CHECKED) -> Measurement:
+    """Run one test on the link and store it (failed tests too, and ok ones only when their figures agree), with
+    what the quiet check just before it saw; return the stored Measurement. A programming error in the engine is
+    raised, nothing stored."""
     engine = engine or config.engine
     described = link_context(link)
     interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
@@ -51,7 +53,8 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
     else:
         # an ok whose figures disagree (a server that lies, an engine's bug) is stored failed, figures kept
         result = checked(run_engine(engine, request, config.engine_settings(engine), server))
-    stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,
-                                  clock_synced=context.clock_synced(), location=location)
-    return store.add(stamped)
+    result = dataclasses.replace(stamped(result, quiet), device_id=config.device_id,
+                                 commune_code=config.commune_code, clock_synced=context.clock_synced(),
+                                 location=location)
+    return store.add(result)
 
