@@ -13,10 +13,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xaprobe import __version__, i18n
-from xaprobe.agent.config import SERVICE_CONFIG, AgentConfig, load_config, service_problems, token_warnings
+from xaprobe.agent.config import SERVICE_CONFIG, AgentConfig, LinkConfig, load_config, service_problems, token_warnings
 from xaprobe.agent.engines import engine_names
 from xaprobe.agent.paths import default_config_path
 from xaprobe.agent.sitecmd import register as register_sites
@@ -24,8 +24,11 @@ from xaprobe.agent.status import probe_status, render_status, summary_line
 from xaprobe.agent.store import Store
 from xaprobe.commands import run_command
 from xaprobe.errors import UserError
-from xaprobe.i18n import _
+from xaprobe.i18n import _, number
 from xaprobe.wire import Location, to_wire
+
+if TYPE_CHECKING:
+    from xaprobe.agent.quiet import Quiet
 
 
 def resolve_config(args, required: bool, hint: str | None = None) -> AgentConfig:
@@ -102,6 +105,25 @@ def site_argument(value: str) -> str:
     return value
 
 
+def _quiet(config: AgentConfig, link: LinkConfig, skip: bool) -> Quiet:
+    """Wait for the link to be quiet as [quiet_check] says, saying on stderr what is waited for."""
+    from xaprobe.agent.quiet import NOT_CHECKED, Counters, busy_text, still_busy_text, wait_for_quiet
+
+    if skip:
+        return NOT_CHECKED
+    settings = config.quiet_check
+
+    def say(quiet: Quiet) -> None:
+        print(busy_text(link.name, quiet, settings) + "; " + _(
+            "waiting {seconds} s for it to be quiet ({n}/{max}; --no-quiet-check tests at once)").format(
+            seconds=number(settings.wait_s, 0), n=quiet.waits + 1, max=settings.max_waits), file=sys.stderr)
+
+    quiet = wait_for_quiet(link.interface, settings, Counters(), say)
+    if quiet.busy(settings):
+        print(still_busy_text(link.name, quiet, settings), file=sys.stderr)
+    return quiet
+
+
 def cmd_measure(args) -> int:
     from xaprobe.agent.measure import measure
 
@@ -120,7 +142,8 @@ def cmd_measure(args) -> int:
         location = Location(place=args.place or "", lat=args.lat, lon=args.lon)
     store = Store.open(config.store)
     cap = int(args.cap_mb * 1_000_000) if args.cap_mb else 0
-    results = [measure(config, store, link, engine, args.server, location, cap, site_id=args.site) for link in links]
+    results = [measure(config, store, link, engine, args.server, location, cap, site_id=args.site,
+                       quiet=_quiet(config, link, args.no_quiet_check)) for link in links]
     if args.json:
         for m in results:
             _print_json(to_wire(m))
@@ -339,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--place", metavar="TEXT", help=_("where the test is made, in words (field mode)"))
     s.add_argument("--lat", type=float, help=_("latitude of the place (with --lon)"))
     s.add_argument("--lon", type=float, help=_("longitude of the place (with --lat)"))
+    s.add_argument("--no-quiet-check", action="store_true",
+                   help=_("test at once, without waiting for other traffic on the link to stop"))
     s.add_argument("--json", action="store_true", help=as_json)
     s.set_defaults(func=cmd_measure)
 

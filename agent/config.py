@@ -67,6 +67,23 @@ class PlannerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class QuietCheckConfig:
+    """The [quiet_check] table: before each test, wait while other traffic crosses the link's interface."""
+
+    enabled: bool = setting(True, "Before each test, watch the byte counters of the link's interface and wait while "
+                                  "other traffic crosses it (a user's download, the last test's leftovers); the "
+                                  "traffic seen is recorded with the result.")
+    window_s: float = setting(2.0, "Seconds each look at the counters lasts.", low=0.5, high=30.0)
+    busy_kbps: float = setting(200.0, "More than this many kbit/s (both directions together) is a busy link: an idle "
+                                      "modem carries a few kbit/s, a video or a download far more.",
+                               low=1.0, high=100_000.0)
+    wait_s: float = setting(30.0, "While the link is busy, look again after this many seconds ...", low=1.0,
+                            high=3600.0)
+    max_waits: int = setting(10, "... at most this many times; then the test runs anyway, the traffic recorded "
+                                 "(0: never wait, only record).", low=0, high=1000)
+
+
+@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     """The whole of agent.toml; custom fields are read by the named functions below (source is not a key)."""
 
@@ -95,6 +112,7 @@ class AgentConfig:
     engines: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False, metadata={"custom": True})
     upload: UploadConfig = setting(UploadConfig(), "", custom=True)
     planner: PlannerConfig = setting(PlannerConfig(), "", custom=True)
+    quiet_check: QuietCheckConfig = setting(QuietCheckConfig(), "", custom=True)
     source: str = setting("(built-in defaults)", "", custom=True)
     token_from: Path | None = setting(None, "", custom=True)  # the file the token was read from
     token_key: str = setting("", "", custom=True)  # the key that gave it: token, token_file or token_credential
@@ -303,7 +321,7 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
                         commune_code=_commune(r),
                         store=_store(r, base_dir), links=_links(r, target), engines=_engines(r.sub("engines")),
                         upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
-                        source=source)
+                        quiet_check=read_table(r.sub("quiet_check"), QuietCheckConfig), source=source)
     _check_timezone(r, config.timezone)
     if config.site_id and not SITE_ID.match(config.site_id):
         problems.append("site_id: " + _('"{value}" is not a site id (lower-case letters, digits, "-" and "_", like '

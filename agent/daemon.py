@@ -27,10 +27,11 @@ import schedule
 
 from xaprobe import __version__
 from xaprobe.agent import context
-from xaprobe.agent.config import AgentConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig
 from xaprobe.agent.journal import Journal
 from xaprobe.agent.measure import measure
 from xaprobe.agent.planner import close_slot, next_due
+from xaprobe.agent.quiet import Counters, Quiet, look
 from xaprobe.agent.status import probe_status
 from xaprobe.agent.store import Store, StoreBroken, StoreFull
 from xaprobe.health import MAX_EVENTS, Heartbeat
@@ -66,6 +67,9 @@ class Health:
     next_test_check_at: dt.datetime | None = None  # no test before this (the disk was full)
     upload_attempt: int = 0
     next_upload_at: dt.datetime | None = None
+    # link -> how often its due test waited for the link to be quiet, and when it looks again
+    quiet_waits: dict[str, int] = dataclasses.field(default_factory=dict)
+    quiet_until: dict[str, dt.datetime] = dataclasses.field(default_factory=dict)
 
 
 class Probe:
@@ -73,8 +77,9 @@ class Probe:
 
     def __init__(self, config: AgentConfig, store: Store, session: requests.Session,
                  clock: Callable[[], dt.datetime] = utc_now, rng: random.Random | None = None,
-                 clock_synced: Callable[[], bool | None] = context.clock_synced):
+                 clock_synced: Callable[[], bool | None] = context.clock_synced, counters: Counters = Counters()):
         self.config, self.store, self.session, self.clock = config, store, session, clock
+        self.counters = counters
         self.rng = rng or random.Random()
         self.clock_synced = clock_synced
         self.health = Health()
@@ -101,7 +106,8 @@ class Probe:
         now = self.clock()
         if self.health.next_test_check_at and now < self.health.next_test_check_at:
             return
-        plan = next_due(self.store, self.config, now)
+        held = [name for name, until in self.health.quiet_until.items() if now < until]
+        plan = next_due(self.store, self.config, now, held=held)
         if plan is None or plan.next_at is None or plan.next_at > now:
             return
         if not self.store.has_room():
@@ -109,16 +115,35 @@ class Probe:
                 path=self.store.path), now)
             return
         link = next(link for link in self.config.links if link.name == plan.link)
+        quiet = self._quiet(link)
+        if quiet is None:
+            return
         try:
-            m = measure(self.config, self.store, link, cap_bytes=plan.cap_bytes)
+            m = measure(self.config, self.store, link, cap_bytes=plan.cap_bytes, quiet=quiet)
         except StoreFull as e:
             self._disk_full(str(e), now)
             return
         self.health.disk_full, self.health.disk_full_attempt, self.health.next_test_check_at = False, 0, None
+        self.health.quiet_waits.pop(link.name, None)
+        self.health.quiet_until.pop(link.name, None)
         done_at = self.clock()  # the probe's one clock: the slot closes when its test ended
         close_slot(self.store, plan, done_at)
         after = next_due(self.store, self.config, done_at)
         self.journal.test_done(m, after.next_at if after else None)
+
+    def _quiet(self, link: LinkConfig) -> Quiet | None:
+        """Look at the link: what the test records, or None when the link is busy and its test waits (it stays
+        due, its slot open, nothing counted; the link is looked at again after wait_s). After max_waits waits
+        the test runs anyway, the traffic seen recorded with it."""
+        settings = self.config.quiet_check
+        quiet = look(link.interface, settings, self.counters, self.health.quiet_waits.get(link.name, 0))
+        if quiet.waits_more(settings):
+            retry = self.clock() + dt.timedelta(seconds=settings.wait_s)
+            self.health.quiet_waits[link.name], self.health.quiet_until[link.name] = quiet.waits + 1, retry
+            self.journal.quiet_wait(link.name, quiet, settings, retry)
+            return None
+        self.journal.quiet_done(link.name, quiet, settings)
+        return quiet
 
     def _disk_full(self, message: str, now: dt.datetime) -> None:
         """Back off tests while the disk is full: the slot stays open, so the test runs once space is back."""

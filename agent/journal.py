@@ -2,7 +2,8 @@
 
 Tests, their results and the next test (in local time), delivery failures with their reason (a
 reason repeated on every retry is written once, then as a reminder at most hourly), a refused
-token, an unsynchronised clock and new settings from the collector.
+token, an unsynchronised clock, new settings from the collector, and a test waiting for its link to be quiet
+(said at its first wait, and when it ends).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from xaprobe.agent.config import QuietCheckConfig
+from xaprobe.agent.quiet import Quiet, busy_text, still_busy_text
 from xaprobe.agent.status import clock_hint, local_time
 from xaprobe.health import CentreSettings
 from xaprobe.i18n import _, number
@@ -41,6 +44,20 @@ class Journal:
         else:
             self.log.warning("%s%s", _("test on {link} failed: {error}").format(link=m.link.name, error=m.error),
                              after)
+
+    def quiet_wait(self, link: str, quiet: Quiet, settings: QuietCheckConfig, retry_at: dt.datetime) -> None:
+        """A due test waits for its busy link: said at the first wait only."""
+        if quiet.waits == 0:
+            self.log.info("%s; %s", busy_text(link, quiet, settings), _(
+                "the test waits for the link to be quiet (next look {when}, at most {n} waits)").format(
+                when=self.when(retry_at), n=settings.max_waits))
+
+    def quiet_done(self, link: str, quiet: Quiet, settings: QuietCheckConfig) -> None:
+        """How a wait for a quiet link ended: the link went quiet, or the test runs anyway."""
+        if quiet.busy(settings):
+            self.log.warning("%s", still_busy_text(link, quiet, settings))
+        elif quiet.waits:
+            self.log.info("%s", _("link {link} is quiet after {n} waits: testing").format(link=link, n=quiet.waits))
 
     def next_test(self, link: str, at: dt.datetime | None) -> None:
         self.log.info("%s", _("next test: {link} at {when}").format(link=link, when=self.when(at)) if at

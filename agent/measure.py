@@ -10,6 +10,7 @@ from xaprobe.agent import context
 from xaprobe.agent.config import AgentConfig, LinkConfig
 from xaprobe.agent.engines import run_engine
 from xaprobe.agent.engines.base import RunRequest
+from xaprobe.agent.quiet import NOT_CHECKED, Quiet, stamped
 from xaprobe.agent.store import Store
 from xaprobe.months import utc_now
 from xaprobe.plausibility import checked
@@ -40,10 +41,10 @@ def site_of(config: AgentConfig, store: Store) -> str:
 
 def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | None = None,
             server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
-            bind: bool = True, site_id: str | None = None) -> Measurement:
+            bind: bool = True, site_id: str | None = None, quiet: Quiet = NOT_CHECKED) -> Measurement:
     """Run one test on the link and store it (failed tests too, and ok ones only when their figures agree),
-    stamped with its site (site_id, else the probe's own); return the stored Measurement. A programming error
-    in the engine is raised, nothing stored."""
+    stamped with its site (site_id, else the probe's own) and what the quiet check just before it saw; return the
+    stored Measurement. A programming error in the engine is raised, nothing stored."""
     engine = engine or config.engine
     described = link_context(link)
     interface = link.interface if bind and link.interface and _interface_exists(link.interface) else ""
@@ -57,8 +58,7 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
     else:
         # an ok whose figures disagree (a server that lies, an engine's bug) is stored failed, figures kept
         result = checked(run_engine(engine, request, config.engine_settings(engine), server))
-    stamped = dataclasses.replace(result, device_id=config.device_id, commune_code=config.commune_code,
-                                  clock_synced=context.clock_synced(), location=location,
-                                  site_id=site_id or site_of(config, store))
-    return store.add(stamped)
-
+    result = dataclasses.replace(stamped(result, quiet), device_id=config.device_id,
+                                 commune_code=config.commune_code, clock_synced=context.clock_synced(),
+                                 location=location, site_id=site_id or site_of(config, store))
+    return store.add(result)

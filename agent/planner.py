@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Collection
 from zoneinfo import ZoneInfo
 
 from xaprobe.agent.config import AgentConfig, LinkConfig, parse_quiet
@@ -184,12 +185,14 @@ def repair_clock_step(store: Store, link: LinkConfig, config: AgentConfig, now: 
     return False
 
 
-def next_due(store: Store, config: AgentConfig, now: dt.datetime, seed: str = "") -> LinkPlan | None:
-    """Return the plan of the link whose test is due soonest (None when every link is done or spent)."""
+def next_due(store: Store, config: AgentConfig, now: dt.datetime, seed: str = "",
+             held: Collection[str] = ()) -> LinkPlan | None:
+    """Return the plan of the link whose test is due soonest, links named in held left out (None when every
+    other link is done or spent). A held link's plan is unchanged: its test stays due for when it is let go."""
     for link in config.links:
         repair_clock_step(store, link, config, now)
-    plans = [(p.next_at, p) for p in (link_plan(store, link, config, now, seed) for link in config.links)
-             if p.next_at is not None]
+    plans = [(p.next_at, p) for p in (link_plan(store, link, config, now, seed) for link in config.links
+                                      if link.name not in held) if p.next_at is not None]
     return min(plans, key=lambda pair: pair[0])[1] if plans else None
 
 

@@ -6,7 +6,7 @@ config/agent.toml is this module's output, and a test keeps the two the same.
 
 from __future__ import annotations
 
-from xaprobe.agent.config import AgentConfig, LinkConfig, PlannerConfig, UploadConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig, PlannerConfig, QuietCheckConfig, UploadConfig
 from xaprobe.agent.engines import engine_module, engine_names, settings_class
 from xaprobe.tomlschema import comment, declared, sample_lines, toml_value
 
@@ -64,5 +64,6 @@ def sample_config() -> str:
     for name in engine_names():
         doc = (engine_module(name).__doc__ or "").strip().split("\n\n")[0]
         lines += _section(f"engines.{name}", settings_class(name), " ".join(doc.split()))
-    lines += _section("upload", UploadConfig) + _section("planner", PlannerConfig) + _links()
+    lines += _section("upload", UploadConfig) + _section("planner", PlannerConfig)
+    lines += _section("quiet_check", QuietCheckConfig) + _links()
     return "\n".join(lines) + "\n"

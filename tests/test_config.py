@@ -65,6 +65,11 @@ def test_example_config_passes_and_parses_links():
      'engines.http.servers: must be an http:// or https:// URL or an absolute file path, got "servers.json"'),
     ('[engines.http]\nservers = "ftp://example.vn/servers.json"\n',
      'engines.http.servers: must be an http:// or https:// URL, got "ftp://example.vn/servers.json"'),
+    ('[quiet_check]\nwindow_s = 0\n', "quiet_check.window_s: must be a number from 0.5 to 30, got 0"),
+    ('[quiet_check]\nbusy_kbps = "lots"\n', "quiet_check.busy_kbps: must be a number"),
+    ('[quiet_check]\nmax_waits = -1\n', "quiet_check.max_waits: must be"),
+    ('[quiet_check]\nenabled = "yes"\n', 'quiet_check.enabled: must be true or false, got "yes"'),
+    ('[quiet_check]\nwait = 5\n', "quiet_check.wait: unknown key (did you mean 'wait_s'?)"),
 ])
 def test_each_mistake_names_its_key(text, expected, tmp_path):
     problems = problems_of(text, tmp_path)

@@ -188,3 +188,14 @@ def test_a_quota_too_small_for_one_minimal_test_stops_the_link_instead_of_testin
     link = LinkConfig(name="viettel", interface="wwan0", target=300, daily_quota_mb=3)
     plan = link_plan(store, link, AgentConfig(links=(link,)), at(0))
     assert plan.next_at is None and plan.budget_spent and plan.cap_bytes == 0
+
+
+def test_a_held_link_is_left_out_and_its_plan_unchanged(store):
+    other = LinkConfig(name="vnpt", interface="wwan1", target=300)
+    config = AgentConfig(links=(LINK, other), device_id="probe-1")
+    first = next_due(store, config, at(SLOT), seed="s")
+    second = next_due(store, config, at(SLOT), seed="s", held=[first.link])
+    assert second is not None and second.link != first.link  # a link waiting for quiet blocks no other
+    assert second == link_plan(store, LINK if second.link == LINK.name else other, config, at(SLOT), seed="s")
+    assert next_due(store, config, at(SLOT), seed="s", held=["viettel", "vnpt"]) is None
+    assert next_due(store, config, at(SLOT), seed="s") == first  # holding changed nothing in the store
