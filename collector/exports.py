@@ -17,7 +17,7 @@ from xaprobe.months import DEFAULT_TZ, utc_now
 FORMATS = ("table", "json", "csv", "xlsx")
 RAW_COLUMNS = ("id", "device_id", "seq", "commune_code", "started_at", "received_at", "engine", "status",
                "operator", "link_name", "access", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-               "bytes_down", "bytes_up", "clock_suspect")
+               "bytes_down", "bytes_up", "clock_suspect", "site_id")
 # what Excel and LibreOffice read as the start of a formula (a probe names its own operator and link)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -38,7 +38,8 @@ REPORT_COLUMNS = (("code", "@"), ("commune", "@"), ("operator", "@"), ("samples"
                   ("target", "#,##0"), ("percent", "0.0%"), ("needed_per_day", "#,##0.0"), ("projected", "#,##0"),
                   ("status", "@"), ("download_median", "#,##0.0"), ("download_p10", "#,##0.0"),
                   ("download_p90", "#,##0.0"), ("upload_median", "#,##0.0"), ("latency_median", "#,##0"),
-                  ("share_above_pct", "0.0%"))
+                  ("share_above_pct", "0.0%"), ("sites_count", "#,##0"), ("residential_pct", "0.0%"),
+                  ("min_residential_pct", "0.0%"), ("top_site_pct", "0.0%"))
 PERCENT_COLUMNS = frozenset(i for i, (_, fmt) in enumerate(REPORT_COLUMNS) if fmt.endswith("%"))
 WIDTHS = {"@": 14, "#,##0": 10, "#,##0.0": 12, "0.0%": 11}
 
@@ -57,12 +58,15 @@ def report_rows(report: MonthReport, language: str, percent_scale: float = 1.0) 
 
     for c in report.communes:
         base = [c.code, c.name]
+        cov = c.coverage
         rows.append(base + [t["commune_total"], c.samples, c.failed, c.target, scaled(c.percent / 100),
-                            c.needed_per_day, c.projected, t[c.status], None, None, None, None, None, None])
+                            c.needed_per_day, c.projected, t[c.status], None, None, None, None, None, None,
+                            cov.site_count, scaled(cov.residential_share),
+                            scaled(cov.min_residential / 100 if cov.min_residential else None), scaled(cov.top_share)])
         for op, o in c.operators.items():
             rows.append(base + [op, o.samples, o.failed, None, None, None, None, None, o.download_mbps.median,
                                 o.download_mbps.p10, o.download_mbps.p90, o.upload_mbps.median,
-                                o.latency_ms.median, scaled(o.share_above_threshold)])
+                                o.latency_ms.median, scaled(o.share_above_threshold), None, None, None, None])
     return header, rows
 
 

@@ -31,7 +31,9 @@ def test_xlsx_report_reads_back_with_title_formats_and_one_scale(hatinh):
     assert "300" in title[2] and "10,0 Mbit/s" in title[3] and "Tổng xã" in title[4]
     header_row = next(r for r in range(1, 10) if sheet.cell(r, 1).value == "Mã")
     header = [c.value for c in sheet[header_row]]
-    assert header[2] == "Nhà mạng" and header[6] == "% chỉ tiêu" and header[-1] == "Tỷ lệ lần đo ≥ ngưỡng"
+    assert header[2] == "Nhà mạng" and header[6] == "% chỉ tiêu" and header[15] == "Tỷ lệ lần đo ≥ ngưỡng"
+    assert header[16:] == ["Số điểm đo có mẫu", "Tỷ lệ mẫu từ khu dân cư", "Tỷ lệ khu dân cư tối thiểu",
+                           "Tỷ lệ mẫu của điểm đo nhiều nhất"]  # #16: where in the commune
     assert sheet.freeze_panes == f"A{header_row + 1}"
     rows = {(r[0].value, r[2].value): r for r in sheet.iter_rows(min_row=header_row + 1)}
     total = rows[(BEHIND, "Tổng xã (mọi nhà mạng)")]
@@ -39,7 +41,7 @@ def test_xlsx_report_reads_back_with_title_formats_and_one_scale(hatinh):
     assert total[6].value == pytest.approx(80 / 300, abs=1e-3) and total[6].number_format == "0.0%"
     assert total[7].value == 21.0 and total[9].value == "Chậm tiến độ"
     viettel = rows[(BEHIND, "Viettel")]
-    assert viettel[-1].value == 1.0 and viettel[-1].number_format == "0.0%"  # 100 %, the same scale as 26.7 %
+    assert viettel[15].value == 1.0 and viettel[15].number_format == "0.0%"  # 100 %, the same scale as 26.7 %
     assert viettel[10].number_format == "#,##0.0"
     assert sheet.column_dimensions["B"].width >= 25 and sheet.column_dimensions["P"].width >= 11
     assert rows[(DONE, "Tổng xã (mọi nhà mạng)")][9].value == "Đã đủ chỉ tiêu"
@@ -49,10 +51,10 @@ def test_csv_report_has_its_percentages_on_one_scale(hatinh):
     text = hatinh.get("/export/report.csv", province="42").content.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
-    assert header[6] == "% chỉ tiêu (%)" and header[-1] == "Tỷ lệ lần đo ≥ ngưỡng (%)"
+    assert header[6] == "% chỉ tiêu (%)" and header[15] == "Tỷ lệ lần đo ≥ ngưỡng (%)"
     by = {(r[0], r[2]): r for r in rows[1:]}
     assert float(by[(BEHIND, "Tổng xã (mọi nhà mạng)")][6]) == pytest.approx(26.7)  # 80 of 300, in %
-    assert float(by[(BEHIND, "Viettel")][-1]) == 100.0  # not 1.0
+    assert float(by[(BEHIND, "Viettel")][15]) == 100.0  # not 1.0
     english = hatinh.get("/export/report.csv", province="42", lang="en").content.decode("utf-8-sig")
     assert "Commune total (all operators)" in english and "Share of tests ≥ threshold (%)" in english
 

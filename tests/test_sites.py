@@ -4,8 +4,10 @@ old-format samples land as "site unknown"; staff's `site` commands and a field s
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import sqlalchemy as sa
 from conftest import make_measurement
 
 from xaprobe.collector import schema
+from xaprobe.collector.exports import render_report
 from xaprobe.collector.reports import monthly_report
 from xaprobe.collector.settings import CollectorSettings
 from xaprobe.collector.sites import Site, SiteError
@@ -131,6 +134,10 @@ def test_a_month_with_three_sites_shows_counts_shares_and_the_concentration_warn
     store.sites.set_min_residential(CAM_XUYEN, 10)
     cov = monthly_report(store, tighter, month, "42", now, only_commune=CAM_XUYEN).communes[0].coverage
     assert cov.residential_short is False
+    text = render_report(monthly_report(store, tighter, month, "42", now), "csv", "en", now, settings.timezone)
+    [total] = [r for r in csv.reader(io.StringIO(text.decode("utf-8-sig")))
+               if r[0] == CAM_XUYEN and r[2] == "Commune total (all operators)"]
+    assert total[16:] == ["3", "13.64", "10.0", "77.27"]  # sites, residential %, its minimum, busiest site %
     other = next(x for x in monthly_report(store, settings, month, "42", now).communes if x.code == THANH_SEN)
     assert other.coverage.sites == () and other.coverage.residential_share is None
 
