@@ -15,6 +15,7 @@ from xaprobe import communes, operators
 from xaprobe.agent.engines import engine_names, settings_class
 from xaprobe.agent.paths import default_store_path
 from xaprobe.errors import ConfigError
+from xaprobe.health import CentreSettings
 from xaprobe.i18n import _
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
@@ -121,6 +122,11 @@ class AgentConfig:
         """The named engine's settings: from [engines.<name>], else that engine's defaults."""
         settings = self.engines.get(name)
         return settings if settings is not None else settings_class(name)()
+
+
+def site_of(config: AgentConfig, centre: CentreSettings) -> str:
+    """The site this probe measures from: what the collector's staff last set for it, else agent.toml's."""
+    return centre.site_id or config.site_id
 
 
 def load_config(path: Path) -> AgentConfig:

@@ -7,7 +7,7 @@ import socket
 
 from xaprobe import __version__
 from xaprobe.agent import context
-from xaprobe.agent.config import AgentConfig, LinkConfig
+from xaprobe.agent.config import AgentConfig, LinkConfig, site_of
 from xaprobe.agent.engines import run_engine
 from xaprobe.agent.engines.base import RunRequest
 from xaprobe.agent.quiet import NOT_CHECKED, Quiet, stamped
@@ -34,11 +34,6 @@ def link_context(link: LinkConfig) -> Link:
     return Link(name=link.name, interface=link.interface, access=access, operator=operator, radio=radio)
 
 
-def site_of(config: AgentConfig, store: Store) -> str:
-    """The site this probe measures from: what the collector's staff last set for it, else agent.toml's."""
-    return store.centre_settings().site_id or config.site_id
-
-
 def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | None = None,
             server: str | None = None, location: Location | None = None, cap_bytes: int = 0,
             bind: bool = True, site_id: str | None = None, quiet: Quiet = NOT_CHECKED) -> Measurement:
@@ -60,5 +55,5 @@ def measure(config: AgentConfig, store: Store, link: LinkConfig, engine: str | N
         result = checked(run_engine(engine, request, config.engine_settings(engine), server))
     result = dataclasses.replace(stamped(result, quiet), device_id=config.device_id,
                                  commune_code=config.commune_code, clock_synced=context.clock_synced(),
-                                 location=location, site_id=site_id or site_of(config, store))
+                                 location=location, site_id=site_id or site_of(config, store.centre_settings()))
     return store.add(result)

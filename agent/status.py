@@ -7,7 +7,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from xaprobe.agent import context
-from xaprobe.agent.config import AgentConfig
+from xaprobe.agent.config import AgentConfig, site_of
 from xaprobe.agent.planner import link_plan
 from xaprobe.agent.store import Store
 from xaprobe.health import LastResult, LinkStatus, ProbeStatus
@@ -43,7 +43,8 @@ def probe_status(config: AgentConfig, store: Store, now: dt.datetime | None = No
         else None,
         last_upload_at=upload.last_success_at, last_upload_error=upload.last_error,
         token_refused=upload.refuses(config.token.fingerprint()), clock_synced=clock_synced(),
-        centre=store.centre_settings(), events=tuple(store.events(last=5)),
+        centre=(centre := store.centre_settings()), site_id=site_of(config, centre),
+        events=tuple(store.events(last=5)),
     )
 
 
@@ -119,6 +120,9 @@ def render_status(s: ProbeStatus) -> str:
     """Human-readable status lines (times in the probe's time zone)."""
     lines = [_("device {device} · commune {commune} · month {month}").format(
         device=s.device_id or _("(not configured)"), commune=s.commune_code or "-", month=s.month)]
+    if s.site_id:
+        name = f" ({s.centre.site_name})" if s.centre.site_id == s.site_id and s.centre.site_name else ""
+        lines.append("  " + _("site {site}{name}").format(site=s.site_id, name=name))
     if s.centre.pause:
         since = " " + _("on {when}").format(when=local_time(s.centre.set_at, s.timezone)) if s.centre.set_at else ""
         lines.append("  " + _("PAUSED by the collector{since}: no tests until it resumes this probe").format(

@@ -103,6 +103,7 @@ class ProbeStatus:
     token_refused: bool = False
     clock_synced: bool | None = None
     centre: CentreSettings = CentreSettings()
+    site_id: str = dataclasses.field(default="", metadata=_limit(64))  # where its tests are stamped as made
     events: tuple[ProbeEvent, ...] = dataclasses.field(default=(), metadata={"items": MAX_EVENTS})
 
     def to_wire(self) -> dict[str, Any]:

@@ -231,7 +231,7 @@ def test_a_field_session_adds_its_site_and_measures_there(sqlite_collector, spee
     assert (made.residential, made.created_by, made.hamlet) == (True, "device:probe-1", "Xóm 5")
 
     for args in (("--site", site_id), ()):
-        done = probe_cli(config, "measure", "--duration", "1", *args)
+        done = probe_cli(config, "measure", "--duration", "1", "--no-quiet-check", *args)
         assert done.returncode == 0, done.stderr
     assert probe_cli(config, "upload").returncode == 0
     with store.engine.connect() as conn:
@@ -241,14 +241,18 @@ def test_a_field_session_adds_its_site_and_measures_there(sqlite_collector, spee
     assert bad.returncode == 2 and "is not a site id" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_the_site_staff_set_wins_over_agent_toml(store):
-    from xaprobe.agent.config import parse_config
-    from xaprobe.agent.measure import site_of
+def test_the_site_staff_set_wins_over_agent_toml(store, monkeypatch):
+    monkeypatch.setenv("LANGUAGE", "en")  # gettext reads it at each message
+    from xaprobe.agent.config import parse_config, site_of
 
     config = parse_config({"site_id": "cx-office"}, "agent.toml")
-    assert site_of(config, store) == "cx-office"
+    assert site_of(config, store.centre_settings()) == "cx-office"
     store.save_centre_settings(CentreSettings(site_id="cx-thon3", site_name="Nhà văn hóa thôn 3"))
-    assert site_of(config, store) == "cx-thon3"
+    assert site_of(config, store.centre_settings()) == "cx-thon3"
+    from xaprobe.agent.status import probe_status, render_status
+
+    shown = render_status(probe_status(config, store, utc_now()))
+    assert shown.splitlines()[1] == "  site cx-thon3 (Nhà văn hóa thôn 3)"
     from xaprobe.errors import ConfigError
 
     with pytest.raises(ConfigError, match="site_id: \"Thôn 3\" is not a site id"):
