@@ -43,6 +43,14 @@ class Coverage:
     def unknown(self) -> int:
         return sum(s.samples for s in self.sites if s.site_id is None)
 
+    def by_kind(self) -> dict[str, int]:
+        """Samples per kind of site (sites with none left out), most first."""
+        kinds: dict[str, int] = {}
+        for s in self.sites:
+            if s.site_id is not None and s.samples:
+                kinds[s.kind] = kinds.get(s.kind, 0) + s.samples
+        return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
 
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None

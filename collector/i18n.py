@@ -216,6 +216,7 @@ _LABELS = {
     "sort_concentration": ("tập trung một điểm trước", "most concentrated first"),
     "sort_residential": ("ít mẫu khu dân cư trước", "least residential first"),
     "probe_site": ("điểm đo", "site"),
+    "by_kind": ("Theo loại điểm đo", "By kind of site"),
     "sites_count": ("Số điểm đo có mẫu", "Sites with samples"),
     "residential_pct": ("Tỷ lệ mẫu từ khu dân cư", "Share from residential sites"),
     "min_residential_pct": ("Tỷ lệ khu dân cư tối thiểu", "Residential minimum"),

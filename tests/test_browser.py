@@ -282,6 +282,8 @@ def test_commune_page_shows_where_its_samples_come_from(sited, browser):
     ]
     summary = browser.evaluate("document.getElementById('sites-summary').textContent")
     assert summary == "3 điểm đo có mẫu trong tháng · 8,1% số mẫu từ khu dân cư"
+    assert browser.evaluate("document.getElementById('sites-by-kind').textContent") == \
+        "Theo loại điểm đo: Trụ sở UBND 30 · Nhà văn hóa thôn/tổ dân phố 3 · Trường học 2"
     warning = browser.evaluate("document.getElementById('concentration-warning').textContent")
     assert warning.startswith("Cảnh báo: 81,1% số mẫu tháng này từ một điểm đo (UBND xã Cẩm Xuyên)")
     assert "chỉ tiêu tối thiểu 25% từ khu dân cư" in browser.evaluate("document.getElementById('summary').textContent")

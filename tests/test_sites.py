@@ -120,7 +120,7 @@ def test_a_month_with_three_sites_shows_counts_shares_and_the_concentration_warn
                     (None, 2, 0, 0.0909)}
     assert (cov.site_count, cov.residential_share, cov.top_site, cov.concentrated) == \
         (3, 0.0455, "UBND xã Cẩm Xuyên", False)
-    assert cov.unknown == 2
+    assert cov.unknown == 2 and cov.by_kind() == {"office": 17, "school": 2, "hamlet_house": 1}
 
     store.sites.set_min_residential(CAM_XUYEN, 20)
     tighter = dataclasses.replace(settings, concentration_percent=75)
