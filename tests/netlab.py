@@ -97,16 +97,19 @@ class NetLab:
 
     def start_speedtest_server(self, port: int = 8080) -> str:
         """Run `xaprobe-collector speedtest-server` in the server namespace; return its URL."""
-        self.spawn(self.server_ns, [sys.executable, "-m", "xaprobe.collector", "speedtest-server", "--host",
-                                    "0.0.0.0", "--port", str(port)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.start_server([sys.executable, "-m", "xaprobe.collector", "speedtest-server", "--host",
+                                  "0.0.0.0", "--port", str(port)], port) + "speedtest/"
+
+    def start_server(self, args: list[str], port: int) -> str:
+        """Run a server command in the server namespace; return http://address:port/ once the client reaches it."""
+        self.spawn(self.server_ns, args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         probe = ("import socket,sys,time\n"
                  "for _ in range(200):\n"
                  f"    try: socket.create_connection(('{self.service_ip}', {port}), 1).close(); sys.exit(0)\n"
                  "    except OSError: time.sleep(0.05)\n"
                  "sys.exit(1)\n")
         subprocess.run(["ip", "netns", "exec", self.client_ns, sys.executable, "-c", probe], check=True, timeout=30)
-        return f"http://{self.service_ip}:{port}/speedtest/"
+        return f"http://{self.service_ip}:{port}/"
 
     def run_client(self, args: list[str], timeout: float = 300) -> tuple[str, float, int]:
         """Run a command in the client namespace; return (stdout, CPU seconds, peak RSS in bytes)."""
