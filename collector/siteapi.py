@@ -79,5 +79,8 @@ async def post_site(request: Request, device: Device = Depends(device_auth), s: 
             return same[0].to_json()
         await run_in_threadpool(s.store.sites.add, site)
     except (WireError, SiteError) as e:
+        raced = await run_in_threadpool(s.store.sites.get, site.id) if isinstance(e, SiteError) else None
+        if raced is not None and raced.name == site.name and raced.hamlet == site.hamlet:
+            return raced.to_json()  # the same place, added a moment ago by another request
         raise HTTPException(400, str(e)) from None
     return site.to_json()

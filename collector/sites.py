@@ -75,8 +75,11 @@ class SiteStore:
                                  .where(sites.c.commune_code == site.commune_code)).scalar_one()
             if count >= kinds.MAX_SITES_PER_COMMUNE:
                 raise SiteError(f"commune {site.commune_code} has {count} sites already, the most one may have")
-            values = dataclasses.asdict(site)
-            conn.execute(sites.insert().values(**values))
+            try:
+                with conn.begin_nested():  # two field sessions adding one place at once: one wins, one is told
+                    conn.execute(sites.insert().values(**dataclasses.asdict(site)))
+            except sa.exc.IntegrityError:
+                raise SiteError(f"a site with id {site.id!r} exists already (choose another --id)") from None
         return site
 
     def update(self, site_id: str, **changes: Any) -> Site:

@@ -305,3 +305,27 @@ def test_samples_stored_before_sites_existed_are_site_unknown(db_url):
         assert commune.coverage.site_count == 0 and not commune.coverage.concentrated
     finally:
         store.engine.dispose()
+
+
+def test_one_place_added_by_several_field_sessions_at_once_is_one_site(collector):
+    import concurrent.futures
+
+    token = collector.enrol()
+    body = {"name": "Nhà văn hóa xóm 7", "kind": "hamlet_house", "hamlet": "Xóm 7"}
+
+    def add(_):
+        return requests.post(collector.base + "/api/v1/sites", json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(add, range(6)))
+    assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+    assert {a.json()["id"] for a in answers} == {"18673-nha-van-hoa-xom-7"}
+    assert [s.id for s in collector.store.sites.of_communes([CAM_XUYEN])] == ["18673-nha-van-hoa-xom-7"]
+    bad = requests.post(collector.base + "/api/v1/sites", json={"name": "X", "kind": "pagoda"}, timeout=30,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("kind: must be one of office")
+    far = requests.post(collector.base + "/api/v1/sites", json={"name": "X", "kind": "other", "lat": 48.8,
+                                                                "lon": 2.3}, timeout=30,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert far.status_code == 400 and "not in Vietnam" in far.json()["detail"]
