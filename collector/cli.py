@@ -177,7 +177,7 @@ def cmd_device_list(args) -> int:
     _, store = _open(args)
     rows = [{"id": d.id, "name": d.name, "commune_code": d.commune_code,
              "commune_name": (communes.commune(d.commune_code) or communes.Commune("", "?", "", "")).name,
-             "target": d.target, "revoked": d.revoked_at is not None,
+             "target": d.target, "site_id": d.site_id, "revoked": d.revoked_at is not None,
              "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None}
             for d in store.devices.all()]
     if args.json:
@@ -185,7 +185,8 @@ def cmd_device_list(args) -> int:
     else:
         for r in rows:
             state = "revoked" if r["revoked"] else (r["last_seen_at"] or "never seen")
-            print(f'{r["id"]:<24} {r["commune_code"]:>6} {r["commune_name"]:<28} {state}')
+            site = f' site {r["site_id"]}' if r["site_id"] else ""
+            print(f'{r["id"]:<24} {r["commune_code"]:>6} {r["commune_name"]:<28} {state}{site}')
     return 0
 
 

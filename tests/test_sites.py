@@ -198,7 +198,9 @@ def test_site_commands_of_the_collector(tmp_path):
         done = collector_cli(db, *args)
         assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
         assert message in done.stderr, (args, done.stderr)
-    assert [d["id"] for d in json.loads(collector_cli(db, "device", "list", "--json").stdout)] == ["probe"]
+    assert [(d["id"], d["site_id"]) for d in json.loads(collector_cli(db, "device", "list", "--json").stdout)] == \
+        [("probe", "18673-nha-van-hoa-thon-3")]
+    assert "site 18673-nha-van-hoa-thon-3" in collector_cli(db, "device", "list").stdout
 
 
 def probe_cli(config, *args):
