@@ -97,9 +97,9 @@ def _measurement_text(args) -> dict[str, str]:
 
 def site_argument(value: str) -> str:
     """argparse type of --site: a site id as the collector writes them."""
-    from xaprobe.sites import SITE_ID
+    from xaprobe.sites import is_site_id
 
-    if not SITE_ID.match(value):
+    if not is_site_id(value):
         raise argparse.ArgumentTypeError(_('"{value}" is not a site id (lower-case letters, digits, "-" and "_", '
                                            'like 18673-thcs-cam-xuyen)').format(value=value))
     return value

@@ -19,7 +19,7 @@ from xaprobe.health import CentreSettings
 from xaprobe.i18n import _
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
-from xaprobe.sites import SITE_ID
+from xaprobe.sites import is_site_id
 from xaprobe.tomlcheck import TableReader
 from xaprobe.tomlschema import declared, read_table, read_value, setting
 
@@ -125,8 +125,8 @@ class AgentConfig:
 
 
 def site_of(config: AgentConfig, centre: CentreSettings) -> str:
-    """The site this probe measures from: what the collector's staff last set for it, else agent.toml's."""
-    return centre.site_id or config.site_id
+    """The site this probe measures from: what the collector's staff last said ("" for none), else agent.toml's."""
+    return centre.site_id if centre.site_id is not None else config.site_id
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -329,7 +329,7 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
                         upload=read_table(r.sub("upload"), UploadConfig), planner=_planner(r.sub("planner")),
                         quiet_check=read_table(r.sub("quiet_check"), QuietCheckConfig), source=source)
     _check_timezone(r, config.timezone)
-    if config.site_id and not SITE_ID.match(config.site_id):
+    if config.site_id and not is_site_id(config.site_id):
         problems.append("site_id: " + _('"{value}" is not a site id (lower-case letters, digits, "-" and "_", like '
                                         '18673-thcs-cam-xuyen)').format(value=config.site_id))
     if config.collector_url and not config.device_id:

@@ -25,7 +25,7 @@ from xaprobe.errors import UserError
 from xaprobe.fields import WireError, check_integer, check_text
 from xaprobe.i18n import _
 from xaprobe.secret import Secret
-from xaprobe.sites import SITE_ID
+from xaprobe.sites import is_site_id
 from xaprobe.tomlschema import toml_value
 from xaprobe.uploader.transport import TransportError, json_object, post
 
@@ -87,7 +87,7 @@ def fetch_identity(session: requests.Session, collector_url: str, code: str, tim
 
 def _site_id(value: object) -> str:
     site = check_text(value or "", "site_id", 64)
-    if site and not SITE_ID.match(site):
+    if site and not is_site_id(site):
         raise WireError("site_id", f"{site!r} is not a site id")
     return site
 

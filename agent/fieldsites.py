@@ -13,7 +13,7 @@ from xaprobe.agent.config import AgentConfig
 from xaprobe.errors import UserError
 from xaprobe.fields import WireError, check_number, check_text
 from xaprobe.i18n import _
-from xaprobe.sites import KINDS, SITE_ID
+from xaprobe.sites import KINDS, is_site_id
 from xaprobe.uploader.transport import TransportError, json_object, request
 
 SITES_PATH = "/api/v1/sites"
@@ -36,7 +36,7 @@ def _site(entry: Any) -> FieldSite:
     if not isinstance(entry, dict):
         raise WireError("sites[]", "must be an object")
     site_id = check_text(entry.get("id"), "id", 64)
-    if not SITE_ID.match(site_id):
+    if not is_site_id(site_id):
         raise WireError("id", f"{site_id!r} is not a site id")
     kind = check_text(entry.get("kind") or "other", "kind", 20)
     lat, lon = entry.get("lat"), entry.get("lon")
@@ -76,13 +76,14 @@ def list_sites(config: AgentConfig, session: requests.Session) -> tuple[list[Fie
         except WireError:
             bad += 1
     own = answer.get("site_id")
-    return found, own if isinstance(own, str) and SITE_ID.match(own) else None, bad
+    return found, own if isinstance(own, str) and is_site_id(own) else None, bad
 
 
 def add_site(config: AgentConfig, session: requests.Session, name: str, kind: str, hamlet: str,
-             lat: float | None, lon: float | None, residential: bool | None) -> FieldSite:
-    """Add the place as a site of this probe's commune (or get the one of that name and hamlet)."""
-    body: dict[str, Any] = {"name": name, "kind": kind, "hamlet": hamlet, "residential": residential}
+             lat: float | None, lon: float | None) -> FieldSite:
+    """Add the place as a site of this probe's commune (or get the one of that name and hamlet); whether it is
+    residential follows its kind (staff may say otherwise at the collector)."""
+    body: dict[str, Any] = {"name": name, "kind": kind, "hamlet": hamlet}
     if lat is not None and lon is not None:
         body |= {"lat": lat, "lon": lon}
     try:

@@ -58,9 +58,8 @@ def cmd_site_add(args: argparse.Namespace, resolve: Resolve) -> int:
     if not name:
         raise UserError(_("--name: give the place's name, e.g. \"Nhà văn hóa thôn 3\""))
     config = resolve(args)
-    residential = True if args.residential else False if args.not_residential else None
     with requests.Session() as session:
-        site = add_site(config, session, name, args.kind, hamlet, args.lat, args.lon, residential)
+        site = add_site(config, session, name, args.kind, hamlet, args.lat, args.lon)
     print(_("site {id}: {name}; measure here with: xaprobe measure --site {id}").format(id=site.id, name=site.name))
     return 0
 
@@ -78,7 +77,4 @@ def register(sub: Any, resolve: Resolve) -> None:
     s.add_argument("--hamlet", metavar="TEXT", help=_("the hamlet (thôn/xóm/tổ dân phố)"))
     s.add_argument("--lat", type=float, help=_("latitude of the place (with --lon)"))
     s.add_argument("--lon", type=float, help=_("longitude of the place (with --lat)"))
-    group = s.add_mutually_exclusive_group()
-    group.add_argument("--residential", action="store_true", help=_("the place is in a residential area"))
-    group.add_argument("--not-residential", action="store_true", help=_("it is not"))
     s.set_defaults(func=lambda args: cmd_site_add(args, resolve))

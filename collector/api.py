@@ -162,7 +162,7 @@ async def post_enroll(request: Request) -> Any:
         raise HTTPException(403, f"device {device.id} was revoked")
     token = await run_in_threadpool(s.store.devices.rotate, device.id, now, dt.timedelta(0))
     unit = communes.commune(device.commune_code)
-    site = await run_in_threadpool(s.store.sites.get, device.site_id) if device.site_id else None
+    site = await run_in_threadpool(s.store.sites.get, device.site_id) if device.site_id else None  # "": none
     return {"device_id": device.id, "token": token, "commune_code": device.commune_code,
             "commune_name": unit.name if unit else "", "province_name": unit.province_name if unit else "",
             "speedtest_url": str(request.base_url) + "speedtest/", "target": device.target,

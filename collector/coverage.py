@@ -9,6 +9,9 @@ from collections import defaultdict
 from typing import Any
 
 from xaprobe.collector.sites import Site
+from xaprobe.slug import slugify
+
+MIN_SAMPLES_TO_WARN = 20  # no concentration warning on the month's first few samples (one site is 100 % of 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Coverage:
     residential_share: float | None = None  # samples from residential sites / all samples (None: no samples)
     top_site: str | None = None  # the name of the site that gave the most samples
     top_share: float | None = None
-    concentrated: bool = False  # top_share above the collector's concentration limit
+    concentrated: bool = False  # top_share above the collector's concentration limit (from MIN_SAMPLES_TO_WARN on)
     min_residential: int | None = None  # the least residential share (%) staff asked of this commune
     residential_short: bool = False  # a minimum is set and the month is below it (with samples)
 
@@ -65,14 +68,15 @@ def commune_coverage(known: list[Site], counts: dict[str | None, tuple[int, int]
     unknown = counts.get(None, (0, 0))
     if unknown != (0, 0):
         months.append(SiteMonth(None, "", "", "", False, None, None, *unknown, _share(unknown[0], total)))
-    months.sort(key=lambda m: (-m.samples, m.site_id is None, m.name))
+    months.sort(key=lambda m: (-m.samples, m.site_id is None, slugify(m.name, 200)))  # Đ with D, not after Z
     named = [m for m in months if m.site_id is not None and m.samples]
     top = named[0] if named else None
     residential = _share(sum(m.samples for m in months if m.residential), total)
     return Coverage(
         sites=tuple(months), site_count=len(named), residential_share=residential,
         top_site=top.name if top else None, top_share=top.share if top else None,
-        concentrated=bool(top and top.share is not None and top.share * 100 > limit_percent),
+        concentrated=bool(top and top.share is not None and top.share * 100 > limit_percent
+                          and total >= MIN_SAMPLES_TO_WARN),
         min_residential=min_residential,
         residential_short=bool(min_residential and residential is not None and residential * 100 < min_residential))
 

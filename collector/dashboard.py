@@ -207,7 +207,7 @@ def commune_page(request: Request, code: str, month: str | None = None, lang: st
     charts = _commune_charts(state, t, f, rows, month, row)
     return _page("commune.html", request, lang, report=report, c=row, charts=charts, history=history,
                  history_charts=_history_charts(t, f, history), devices=devices, admin=admin, sites=sites,
-                 site_map=site_map(sites, t["sites_map"], t["residential"], f),
+                 site_map=site_map(sites, t["sites_map"], t["residential"], f, t["sites_far"]),
                  site_names={s.site_id: s.name for s in sites}, kind_label=lambda k: kind_label(k, lang))
 
 

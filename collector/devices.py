@@ -47,7 +47,7 @@ class Device:
     heartbeat: Heartbeat | None  # the latest, as the probe sent it; None: none yet, or one we cannot read
     settings: CentreSettings  # what staff set for it (`device set`); its next heartbeat answer
     id_conflicts: int = 0  # items it sent under an id already stored with other content
-    site_id: str | None = None  # the site it measures from (staff set it); None: not said
+    site_id: str | None = None  # the site it measures from (staff set it); "": staff said none; None: not said
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +117,10 @@ class DeviceStore:
 
     def move(self, device_id: str, commune_code: str, since: dt.datetime) -> None:
         """Record that the device measures for commune_code from since on; items started before keep the
-        commune it stood in then."""
+        commune it stood in then. Its site, in the commune it left, is forgotten ("" = staff said none)."""
         with self.engine.begin() as conn:
             done = conn.execute(devices.update().where(devices.c.id == device_id)
-                                .values(commune_code=commune_code)).rowcount
+                                .values(commune_code=commune_code, site_id="")).rowcount
             if not done:
                 raise _unknown(device_id)
             later = conn.execute(sa.select(device_communes.c.since).where(device_communes.c.device_id == device_id)

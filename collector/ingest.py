@@ -51,7 +51,7 @@ def batch_clock(sent_at: Any) -> dt.datetime | None:
 
 
 def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.datetime,
-         settings: CollectorSettings, clock_suspect: bool, body: str) -> dict[str, Any]:
+         settings: CollectorSettings, clock_suspect: bool, body: str, site: str | None) -> dict[str, Any]:
     radio_operator = m.link.radio.operator if m.link.radio and m.link.radio.operator else ""
     row: dict[str, Any] = {
         "id": m.id, "device_id": device.id, "seq": m.seq, "commune_code": commune.code,
@@ -61,7 +61,7 @@ def _row(m: Measurement, device: Device, commune: communes.Commune, now: dt.date
         "access": m.link.access or "", "download_mbps": m.download_mbps, "upload_mbps": m.upload_mbps,
         "latency_ms": m.latency_ms, "jitter_ms": m.jitter_ms, "bytes_down": m.bytes_down,
         "bytes_up": m.bytes_up, "clock_suspect": clock_suspect, "loaded_latency_ms": m.loaded_latency_ms,
-        "capped": m.capped, "body": body, "flag": None, "site_id": m.site_id or None,
+        "capped": m.capped, "body": body, "flag": None, "site_id": site,
     }
     for name, limit in _LIMITS.items():  # PostgreSQL would refuse the whole batch for one long value
         if isinstance(row[name], str) and len(row[name]) > limit:
@@ -82,17 +82,23 @@ def _commune(m: Measurement, device: Device, history: CommuneHistory) -> commune
     return commune
 
 
-def _check_site(m: Measurement, commune: communes.Commune, site_communes: dict[str, str]) -> None:
-    """A site the item names must be one of its commune's (a probe's site vouches for nothing else)."""
+def _site(m: Measurement, device: Device, commune: communes.Commune,
+          site_communes: dict[str, str]) -> tuple[str | None, str | None]:
+    """The site to store for the item and, when it is not the one the item names, why. A site the item names must
+    be one of its commune's, and the device's own when staff set one; otherwise the sample still counts for its
+    commune (its token vouches for that) and is stored as "site unknown", the site it claimed kept in its body."""
     if not m.site_id:
-        return
+        return None, None
     where = site_communes.get(m.site_id)
     if where is None:
-        raise WireError("site_id", f"{m.site_id} is not a site this collector knows "
-                                   "(`xaprobe-collector site list --commune CODE` shows them)")
-    if where != commune.code:
-        raise WireError("site_id", f"site {m.site_id} is in commune {where}, not in {commune.code} where the "
-                                   "sample was made")
+        why = f"{m.site_id} is not a site this collector knows (`xaprobe-collector site list --commune CODE`)"
+    elif where != commune.code:
+        why = f"site {m.site_id} is in commune {where}, not in {commune.code} where the sample was made"
+    elif device.site_id and m.site_id != device.site_id:
+        why = f"device {device.id} measures from site {device.site_id} (`xaprobe-collector device set --site`)"
+    else:
+        return m.site_id, None
+    return None, f"site_id: {why}; stored as site unknown"
 
 
 def _site_ids(items: list[Any]) -> set[str]:
@@ -101,13 +107,15 @@ def _site_ids(items: list[Any]) -> set[str]:
 
 
 def _judge(item: Any, device: Device, history: CommuneHistory, now: dt.datetime,
-           settings: CollectorSettings, batch_clock_off: bool, site_communes: dict[str, str]) -> dict[str, Any]:
-    """The row for one item; raise one of ITEM_ERRORS saying why it cannot be stored."""
+           settings: CollectorSettings, batch_clock_off: bool,
+           site_communes: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+    """The row for one item (its "note": why its site was not taken); raise one of ITEM_ERRORS saying why it cannot
+    be stored."""
     m = from_wire(item)
     if m.device_id != device.id:
         raise WireError("device_id", f"{m.device_id!r} is not the device this token belongs to")
     commune = _commune(m, device, history)
-    _check_site(m, commune, site_communes)
+    site, note = _site(m, device, commune, site_communes)
     verdict, why = judge(m, settings.plausibility)
     if verdict == IMPOSSIBLE:
         raise WireError("item", f"implausible: {why}")
@@ -116,10 +124,10 @@ def _judge(item: Any, device: Device, history: CommuneHistory, now: dt.datetime,
     # surrogate in a field this collector does not know cannot be UTF-8 and is refused here
     body = json.dumps(to_wire(m), ensure_ascii=False)
     body.encode("utf-8")
-    row = _row(m, device, commune, now, settings, suspect, body)
+    row = _row(m, device, commune, now, settings, suspect, body, site)
     if verdict == SUSPECT:  # stored and seen, but not counted: reports leave it out of samples and medians
         row.update(status=SUSPECT_STATUS, flag=why[:300])
-    return row
+    return row, note
 
 
 def _reason(error: BaseException) -> str:
@@ -149,7 +157,7 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
     repeats = 0
     for item in items:
         try:
-            row = _judge(item, device, history, now, settings, batch_clock_off, site_communes)
+            row, note = _judge(item, device, history, now, settings, batch_clock_off, site_communes)
         except ITEM_ERRORS as e:
             results.append({"id": _item_id(item), "status": "rejected", "reason": _reason(e)})
             continue
@@ -158,7 +166,7 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
             results.append({"id": row["id"], "status": "duplicate", "reason": None})
             continue
         rows[row["id"]] = row
-        results.append({"id": row["id"], "status": "pending", "reason": None})
+        results.append({"id": row["id"], "status": "pending", "reason": note})
     outcome = store.samples.insert(list(rows.values()), device.id, now, repeats)
     for result in results:
         if result["status"] == "pending":
@@ -167,6 +175,8 @@ def ingest(store: CollectorStore, settings: CollectorSettings, device: Device, i
                 result.update(status="rejected", reason="id: already stored for another device")
             else:
                 result["status"] = "accepted" if kind == ACCEPTED else "duplicate"
+                if kind != ACCEPTED:
+                    result["reason"] = None
     refused = [r["reason"] for r in results if r["status"] == "rejected" and r["reason"]]
     store.samples.count_rejections(device.id, month_of(now, settings.timezone), refused)
     kinds = list(outcome.values())

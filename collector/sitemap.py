@@ -16,6 +16,28 @@ WIDTH, HEIGHT, PAD = 600, 420, 70
 RESIDENTIAL, OTHER = "#2a9d3a", "#1f6fb2"
 KM_PER_DEGREE = 111.32
 MIN_SPAN_KM = 1.0  # one site, or sites a few metres apart, still get a map a kilometre across
+FAR_KM = 30.0  # a site this far from the others' median is left off (a wrong coordinate would shrink the rest)
+
+
+def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Equirectangular distance: exact enough within a province."""
+    x = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return KM_PER_DEGREE * math.hypot(x, lat2 - lat1)
+
+
+def placed_sites(sites: list[SiteMonth]) -> tuple[list[SiteMonth], int]:
+    """The sites drawn and how many were left off as far: those with coordinates within FAR_KM of the site that
+    has the most others within FAR_KM (the most samples breaking a tie), so one wrong coordinate stays alone."""
+    known = [(s, s.lat, s.lon) for s in sites if s.lat is not None and s.lon is not None]
+    if not known:
+        return [], 0
+
+    def near(lat: float, lon: float) -> list[SiteMonth]:
+        return [s for s, la, lo in known if _distance_km(lat, lon, la, lo) <= FAR_KM]
+
+    _, lat, lon = max(known, key=lambda k: (len(near(k[1], k[2])), k[0].samples))
+    drawn = near(lat, lon)
+    return drawn, len(known) - len(drawn)
 
 
 def _nice_km(span_km: float) -> float:
@@ -25,9 +47,10 @@ def _nice_km(span_km: float) -> float:
     return next(m * step for m in (1, 2, 5, 10) if m * step >= raw)
 
 
-def site_map(sites: list[SiteMonth], title: str, unit_label: str, f: Formats) -> str:
-    """The <img> of the map of the sites with coordinates; "" when none has any."""
-    placed = [s for s in sites if s.lat is not None and s.lon is not None]
+def site_map(sites: list[SiteMonth], title: str, unit_label: str, f: Formats, far_label: str = "") -> str:
+    """The <img> of the map of the sites with coordinates; "" when none has any. far_label ({n}) says how many
+    sites were left off as too far from the others."""
+    placed, far = placed_sites(sites)
     if not placed:
         return ""
     lats = [s.lat for s in placed if s.lat is not None]
@@ -60,15 +83,17 @@ def site_map(sites: list[SiteMonth], title: str, unit_label: str, f: Formats) ->
         dx = -(r + 4) if anchor == "end" else r + 4
         parts.append(f'<text x="{x + dx:.1f}" y="{y + 5:.1f}" font-size="14" fill="#222" text-anchor="{anchor}">'
                      f'{escape(label[:60])}</text>')
-    bar_km = _nice_km(span_x)
+    bar_km = _nice_km(WIDTH / scale)  # about a fifth of the map's width, whatever the sites' spread
     bar_px = bar_km * scale
     y = HEIGHT - 22
     parts += [f'<line x1="14" y1="{y}" x2="{14 + bar_px:.1f}" y2="{y}" stroke="#222" stroke-width="3"/>',
               f'<text x="{20 + bar_px:.1f}" y="{y + 5}" font-size="13" fill="#222">'
               f'{escape(f.number(bar_km, 0 if bar_km >= 1 else 1))} km</text>',
               f'<circle cx="{WIDTH - 250}" cy="{y}" r="6" fill="{RESIDENTIAL}"/>',
-              f'<text x="{WIDTH - 240}" y="{y + 5}" font-size="13" fill="#222">{escape(unit_label)}</text>',
-              "</svg>"]
+              f'<text x="{WIDTH - 240}" y="{y + 5}" font-size="13" fill="#222">{escape(unit_label)}</text>']
+    if far and far_label:
+        parts.append(f'<text x="12" y="46" font-size="13" fill="#8a1c1c">{escape(far_label.format(n=far))}</text>')
+    parts.append("</svg>")
     svg = "".join(parts).encode("utf-8")
     return (f'<img alt="{escape(title, {chr(34): "&quot;"})}" width="{WIDTH}" height="{HEIGHT}" '
             f'src="data:image/svg+xml;base64,{base64.b64encode(svg).decode("ascii")}">')

@@ -13,6 +13,7 @@ from xaprobe import sites as kinds
 from xaprobe.collector.db import aware
 from xaprobe.collector.schema import commune_residential, devices, sites
 from xaprobe.errors import UserError
+from xaprobe.slug import slugify
 
 
 class SiteError(UserError):
@@ -46,9 +47,9 @@ def _site(row: Any) -> Site:
 def check_coordinates(lat: float | None, lon: float | None) -> None:
     """Both or neither, and inside Vietnam's box (8–24° N, 102–110° E) so a swapped pair is caught."""
     if (lat is None) != (lon is None):
-        raise SiteError("give both --lat and --lon, or neither")
+        raise SiteError("lat, lon: give both, or neither")
     if lat is not None and lon is not None and not (8.0 <= lat <= 24.0 and 102.0 <= lon <= 110.0):
-        raise SiteError(f"--lat {lat} --lon {lon} is not in Vietnam (latitude 8–24, longitude 102–110; "
+        raise SiteError(f"lat, lon: {lat}, {lon} is not in Vietnam (latitude 8–24, longitude 102–110; "
                         "were they swapped?)")
 
 
@@ -63,18 +64,31 @@ class SiteStore:
         self.engine = engine
 
     def add(self, site: Site) -> Site:
-        """Store a new site; SiteError when its id is taken or its commune has too many."""
-        kinds.check_site_id(site.id)
+        """Store a new site; SiteError when its id is taken, or its commune has as many as staff may add, or (a site
+        a device adds) its device or its commune has as many device-made sites as they may have."""
+        if not kinds.is_site_id(site.id):
+            raise SiteError(f"{site.id!r} is not a site id: lower-case letters, digits, '-' and '_', at most 64")
         if site.kind not in kinds.KINDS:
             raise SiteError(f"kind {site.kind!r} is not one of {', '.join(kinds.KINDS)}")
         check_coordinates(site.lat, site.lon)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(sites.c.id).where(sites.c.id == site.id)).first():
                 raise SiteError(f"a site with id {site.id!r} exists already (choose another --id)")
-            count = conn.execute(sa.select(sa.func.count()).select_from(sites)
-                                 .where(sites.c.commune_code == site.commune_code)).scalar_one()
-            if count >= kinds.MAX_SITES_PER_COMMUNE:
-                raise SiteError(f"commune {site.commune_code} has {count} sites already, the most one may have")
+            staff = sites.c.created_by == "staff"
+            made = sa.select(sa.func.count()).select_from(sites).where(sites.c.commune_code == site.commune_code)
+            if site.created_by == "staff":
+                count = conn.execute(made.where(staff)).scalar_one()
+                if count >= kinds.MAX_SITES_PER_COMMUNE:
+                    raise SiteError(f"commune {site.commune_code} has {count} sites already, the most one may have")
+            else:  # a device's (counted here, in the insert's transaction, so parallel requests cannot pass it)
+                by_device = conn.execute(sa.select(sa.func.count()).select_from(sites)
+                                         .where(sites.c.created_by == site.created_by)).scalar_one()
+                in_commune = conn.execute(made.where(~staff)).scalar_one()
+                if by_device >= kinds.FIELD_SITES_PER_DEVICE or in_commune >= kinds.FIELD_SITES_PER_COMMUNE:
+                    raise SiteError(f"{site.created_by} has added {by_device} sites and the devices of commune "
+                                    f"{site.commune_code} {in_commune}, the most they may "
+                                    f"({kinds.FIELD_SITES_PER_DEVICE}, {kinds.FIELD_SITES_PER_COMMUNE}): ask the "
+                                    "collector staff (xaprobe-collector site add)")
             try:
                 with conn.begin_nested():  # two field sessions adding one place at once: one wins, one is told
                     conn.execute(sites.insert().values(**dataclasses.asdict(site)))
@@ -104,26 +118,29 @@ class SiteStore:
 
     def of_communes(self, commune_codes: list[str] | None = None) -> list[Site]:
         """The sites of these communes (all when None), by commune then name."""
-        query = sa.select(sites).order_by(sites.c.commune_code, sites.c.name, sites.c.id)
+        query = sa.select(sites)
         if commune_codes is not None:
             query = query.where(sites.c.commune_code.in_(commune_codes))
         with self.engine.connect() as conn:
-            return [_site(r) for r in conn.execute(query)]
+            found = [_site(r) for r in conn.execute(query)]
+        # in Python: SQLite and PostgreSQL order Vietnamese names differently (and Đ after Z)
+        return sorted(found, key=lambda s: (s.commune_code, slugify(s.name, 200), s.id))
 
     def assign(self, device_id: str, site_id: str | None) -> None:
-        """Say which site the device measures from (None: not said); the site must be in its commune."""
+        """Say which site the device measures from (None: none, which the probe takes over its agent.toml's);
+        the site must be in its commune."""
         with self.engine.begin() as conn:
             commune = conn.execute(sa.select(devices.c.commune_code).where(devices.c.id == device_id)).scalar()
             if commune is None:
                 raise SiteError(f"no device {device_id!r} (see `xaprobe-collector device list`)")
-            if site_id is not None:
+            if site_id:
                 site_commune = conn.execute(sa.select(sites.c.commune_code).where(sites.c.id == site_id)).scalar()
                 if site_commune is None:
                     raise _unknown(site_id)
                 if site_commune != commune:
                     raise SiteError(f"site {site_id} is in commune {site_commune}, device {device_id} measures "
                                     f"for {commune}")
-            conn.execute(devices.update().where(devices.c.id == device_id).values(site_id=site_id))
+            conn.execute(devices.update().where(devices.c.id == device_id).values(site_id=site_id or ""))
 
     def communes_of(self, site_ids: set[str]) -> dict[str, str]:
         """site id -> its commune, for the ids that are sites."""
@@ -132,11 +149,6 @@ class SiteStore:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(sites.c.id, sites.c.commune_code).where(sites.c.id.in_(sorted(site_ids))))
             return {r[0]: r[1] for r in rows}
-
-    def count_created_by(self, creator: str) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(sites)
-                                .where(sites.c.created_by == creator)).scalar_one()
 
     def set_min_residential(self, commune_code: str, percent: int | None) -> None:
         """Set (or with None, clear) the least share (%) of a commune's samples that must be residential."""

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from xaprobe.fields import WireError, decode, encode
-from xaprobe.sites import SITE_ID
+from xaprobe.sites import is_site_id
 
 MAX_TARGET = 10_000  # samples a month on one link: one test every 4.5 minutes, far above any province's ask
 MAX_LINKS = 16
@@ -28,7 +28,8 @@ class CentreSettings:
     pause: bool = False
     target: int | None = dataclasses.field(default=None, metadata=_limit(MAX_TARGET, low=1))
     set_at: dt.datetime | None = None  # when staff last changed them at the collector (None: never)
-    # the site staff say the probe measures from (`device set --site`); None: not said (agent.toml's, if any)
+    # the site staff say the probe measures from (`device set --site`); "" when they said none (`--no-site`),
+    # None when they said nothing (agent.toml's, if any)
     site_id: str | None = dataclasses.field(default=None, metadata=_limit(64))
     site_name: str | None = dataclasses.field(default=None, metadata=_limit(200))
 
@@ -39,7 +40,7 @@ class CentreSettings:
     def from_wire(cls, obj: Any) -> "CentreSettings":
         """Check the settings a collector sent back; raise WireError naming a bad field."""
         settings: CentreSettings = decode(cls, {} if obj is None else obj, "settings.")
-        if settings.site_id is not None and not SITE_ID.match(settings.site_id):
+        if settings.site_id and not is_site_id(settings.site_id):
             raise WireError("settings.site_id", f"{settings.site_id!r} is not a site id")
         return settings
 

@@ -16,8 +16,10 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "household": ("Hộ gia đình", "household", True),
     "other": ("Khác", "other", False),
 }
-SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAX_SITES_PER_COMMUNE = 200
+_SITE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_SITES_PER_COMMUNE = 200  # made by staff
+FIELD_SITES_PER_DEVICE = 20  # made by field sessions: per device, and per commune (all its devices together)
+FIELD_SITES_PER_COMMUNE = 30
 
 
 def kind_label(kind: str, lang: str) -> str:
@@ -30,9 +32,14 @@ def residential_by_default(kind: str) -> bool:
     return KINDS.get(kind, ("", "", False))[2]
 
 
+def is_site_id(value: object) -> bool:
+    """Whether value is a site id as written: the whole text (a trailing newline is not one)."""
+    return isinstance(value, str) and _SITE_ID.fullmatch(value) is not None
+
+
 def check_site_id(value: str) -> str:
     """The id as written (lower-case letters, digits, '-' and '_', at most 64); ValueError naming the rule."""
-    if not SITE_ID.match(value):
+    if not is_site_id(value):
         raise ValueError(f"{value!r} is not a site id: lower-case letters, digits, '-' and '_', at most 64, "
                          "like 18673-thcs-cam-xuyen")
     return value

@@ -14,7 +14,7 @@ from typing import Any
 
 from xaprobe.fields import WireError, check_integer, check_number, check_text, check_time
 from xaprobe.months import format_utc
-from xaprobe.sites import SITE_ID
+from xaprobe.sites import is_site_id
 
 __all__ = ["Link", "Location", "Measurement", "Method", "Radio", "Server", "WireError", "from_wire", "new_id",
            "to_wire"]
@@ -223,7 +223,7 @@ def _method(obj: dict | None) -> Method | None:
 
 def _site_id(obj: dict) -> str:
     value = _text(obj, "site_id", "", limit=64)
-    if value and not SITE_ID.match(value):
+    if value and not is_site_id(value):
         raise WireError("site_id", f"must be lower-case letters, digits, '-' and '_', got {value!r}")
     return value
 

@@ -30,7 +30,8 @@ def test_the_api_keeps_its_contract(collector):
     def fuzz(operation, token):
         # JSON Schema counts 137.0 as an integer and cannot say otherwise; the wire records' decoder
         # (xaprobe.fields) refuses it, so a "valid" heartbeat may get 400. Every other check still runs.
-        excluded = [positive_data_acceptance] if operation.path == "/api/v1/heartbeat" else []
+        # A device may add only a few sites (core/sites.py): past them a valid new site is refused too.
+        excluded = [positive_data_acceptance] if operation.path in ("/api/v1/heartbeat", "/api/v1/sites") else []
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -76,15 +76,23 @@ def test_sites_travel_through_enrolment_heartbeat_wire_and_ingest(collector):
     assert CentreSettings.from_wire(answer).site_id == "cx-school"
 
     results = post(collector, token, [wire("cx-school"), wire("cx-thon3"), wire(None), wire(""),
-                                      wire("ts-office"), wire("no-such-site"), wire("Bad Id!")]).json()["results"]
-    assert [r["status"] for r in results] == ["accepted"] * 4 + ["rejected"] * 3
+                                      wire("ts-office"), wire("no-such-site"), wire("Bad Id!"),
+                                      wire("cx-school\n")]).json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] * 6 + ["rejected"] * 2
+    # a site that cannot be taken costs no sample: it counts for its commune, as "site unknown", and says why
+    assert [r["reason"] for r in results[:4]] == [
+        None, "site_id: device probe-1 measures from site cx-school (`xaprobe-collector device set --site`); "
+              "stored as site unknown", None, None]
     assert results[4]["reason"] == ("site_id: site ts-office is in commune 18073, not in 18673 where the sample "
-                                    "was made")
+                                    "was made; stored as site unknown")
     assert results[5]["reason"].startswith("site_id: no-such-site is not a site this collector knows")
     assert results[6]["reason"].startswith("site_id: must be lower-case letters")
+    assert results[7]["reason"].startswith("site_id: must be lower-case letters")  # no trailing newline either
     with store.engine.connect() as conn:
         stored = sorted((r[0] or "") for r in conn.execute(sa.select(schema.measurements.c.site_id)))
-    assert stored == ["", "", "cx-school", "cx-thon3"]  # NULL: site unknown
+        claimed = {json.loads(r[0]).get("site_id") for r in conn.execute(sa.select(schema.measurements.c.body))}
+    assert stored == [""] * 5 + ["cx-school"]  # NULL: site unknown
+    assert {"cx-thon3", "ts-office", "no-such-site"} <= claimed  # what the probe said stays in the stored body
 
 
 def test_the_wire_field_is_optional_and_checked():
@@ -121,6 +129,8 @@ def test_a_month_with_three_sites_shows_counts_shares_and_the_concentration_warn
     assert (cov.site_count, cov.residential_share, cov.top_site, cov.concentrated) == \
         (3, 0.0455, "UBND xã Cẩm Xuyên", False)
     assert cov.unknown == 2 and cov.by_kind() == {"office": 17, "school": 2, "hamlet_house": 1}
+    commune = next(x for x in c if x.code == CAM_XUYEN)
+    assert (commune.samples, commune.target) == (22, 300)  # the commune's total against its target
 
     store.sites.set_min_residential(CAM_XUYEN, 20)
     tighter = dataclasses.replace(settings, concentration_percent=75)
@@ -186,7 +196,7 @@ def test_site_commands_of_the_collector(tmp_path):
     for args, message in [
         (("site", "add", "--commune", CAM_XUYEN, "--name", "X", "--kind", "pagoda"), "argument --kind: invalid choice"),
         (("site", "add", "--commune", CAM_XUYEN, "--name", "X", "--kind", "school", "--lat", "18.2"),
-         "give both --lat and --lon, or neither"),
+         "lat, lon: give both, or neither"),
         (("site", "add", "--commune", "99999", "--name", "X", "--kind", "school"), "--commune: 99999 is not"),
         (("site", "add", "--commune", CAM_XUYEN, "--name", "X", "--kind", "school", "--id", "Has Space"),
          "is not a site id"),
@@ -331,3 +341,128 @@ def test_one_place_added_by_several_field_sessions_at_once_is_one_site(collector
                                                                 "lon": 2.3}, timeout=30,
                         headers={"Authorization": f"Bearer {token}"})
     assert far.status_code == 400 and "not in Vietnam" in far.json()["detail"]
+
+
+def test_a_moved_probe_forgets_its_site_and_no_site_means_none(collector):
+    from xaprobe.agent.config import parse_config, site_of
+
+    store = collector.store
+    three_sites(store)
+    collector.enrol()
+    store.sites.assign("probe-1", "cx-office")
+    store.devices.move("probe-1", THANH_SEN, utc_now())
+    assert store.devices.get("probe-1").site_id == ""  # its site is in the commune it left
+    centre = store.devices.record_heartbeat("probe-1", Heartbeat(device_id="probe-1", version="0.1.0",
+                                                                 sent_at=utc_now()), utc_now())
+    assert centre.site_id == ""
+    # "" from the collector is "staff said none": it wins over the site agent.toml was written with
+    assert site_of(parse_config({"site_id": "cx-office"}, "agent.toml"), centre) == ""
+    assert site_of(parse_config({"site_id": "cx-office"}, "agent.toml"), CentreSettings()) == "cx-office"
+    assert CentreSettings.from_wire({"site_id": ""}).site_id == ""
+    for bad in ("cx-office\n", "../x", "A"):
+        with pytest.raises(ValueError, match="settings.site_id"):
+            CentreSettings.from_wire({"site_id": bad})
+    with pytest.raises(SiteError, match="is not a site id"):
+        store.sites.add(site("bad\n", "school"))
+
+
+def test_field_sessions_add_a_bounded_number_of_sites(collector):
+    from xaprobe.sites import FIELD_SITES_PER_COMMUNE, FIELD_SITES_PER_DEVICE
+
+    tokens = [collector.enrol(device_id=f"laptop-{i}") for i in range(3)]
+
+    def add(token, name, **more):
+        return requests.post(collector.base + "/api/v1/sites", json={"name": name, "kind": "office", **more},
+                             timeout=30, headers={"Authorization": f"Bearer {token}"})
+
+    first = add(tokens[0], "Nhà ông A", residential=True)
+    assert first.status_code == 201 and first.json()["residential"] is False  # an office: staff alone say otherwise
+    answers = [add(tokens[0], f"Nhà số {i}").status_code for i in range(FIELD_SITES_PER_DEVICE)]
+    assert answers.count(201) == FIELD_SITES_PER_DEVICE - 1 and answers[-1] == 400
+    answers = [add(tokens[1 + i % 2], f"Nhà khác {i}").status_code for i in range(FIELD_SITES_PER_COMMUNE)]
+    assert answers.count(201) == FIELD_SITES_PER_COMMUNE - FIELD_SITES_PER_DEVICE
+    refused = add(tokens[2], "Nhà cuối")
+    assert refused.status_code == 400 and "ask the collector staff" in refused.json()["detail"]
+    store = collector.store
+    store.sites.add(site("staff-still-can", "school"))  # the devices' cap does not bind staff
+    assert len(store.sites.of_communes([CAM_XUYEN])) == FIELD_SITES_PER_COMMUNE + 1
+
+
+def test_hostile_site_names_are_text_on_the_page_and_the_map(sqlite_collector):
+    import base64
+    import re
+
+    from xaprobe.collector.coverage import SiteMonth
+    from xaprobe.collector.formats import Formats
+    from xaprobe.collector.sitemap import site_map
+
+    store = sqlite_collector.store
+    store.sites.add(site("evil", "household", name='<script>alert(1)</script>"&', lat=18.25, lon=106.0))
+    store.sites.add(site("far", "school", name="Sai tọa độ", lat=21.0, lon=105.8))  # Hà Nội: 300 km away
+    token = sqlite_collector.enrol()
+    assert post(sqlite_collector, token, [wire("evil", seq=i) for i in range(3)]).status_code == 200
+    page = requests.get(sqlite_collector.base + f"/commune/{CAM_XUYEN}", timeout=30,
+                        headers={"Authorization": f"Bearer {sqlite_collector.admin_token}"}).text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&amp;" in page
+    [src] = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page[page.index('id="sites-map"'):])[:1]
+    svg = base64.b64decode(src).decode()
+    assert "<script" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;\"&amp; (3)" in svg
+    assert "Sai tọa độ" not in svg and "1 điểm đo cách xa các điểm khác hơn 30 km" in svg
+    one = [SiteMonth("a", "A", "school", "", False, 18.25, 106.0, 5, 0, 1.0)]
+    drawn = base64.b64decode(site_map(one, "t", "r", Formats("en", "Asia/Ho_Chi_Minh")).split(",", 1)[1][:-2])
+    bar = re.search(rb'<line x1="14" y1="\d+" x2="([\d.]+)"', drawn)
+    assert bar and 60 < float(bar.group(1)) - 14 < 200  # a scale bar about a fifth of the map, not a few pixels
+
+
+def test_enrolment_writes_the_site_into_agent_toml():
+    import tomllib as toml
+
+    from xaprobe.agent.enroll import Identity, agent_toml
+    from xaprobe.agent.links import FoundLink
+    from xaprobe.secret import Secret
+
+    identity = Identity("p1", Secret("xap_t"), CAM_XUYEN, "Xã Cẩm Xuyên", "http://c/speedtest/", None,
+                        site_id="cx-school", site_name='Trường "THCS"\n# x = 1')
+    text = agent_toml(identity, "http://c/", [FoundLink("wwan0", "cellular", operator="Viettel")], 0.0, 0.0)
+    data = toml.loads(text)
+    assert data["site_id"] == "cx-school" and "x" not in data  # the name is a comment that cannot break out
+    assert data["device_id"] == "p1" and data["links"][0]["interface"] == "wwan0"
+
+
+def test_a_migrated_database_has_the_tables_a_new_one_has(db_url, tmp_path):
+    """v8 by migration and by create_all: the same columns (name, nullability; type on PostgreSQL) in the tables #16
+    touched."""
+    from test_collector_ops import load_v1
+
+    from xaprobe.collector.db import open_engine
+
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}" if db_url.startswith("sqlite") else db_url
+    v1 = load_v1()
+    url = db_url
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        v1.metadata.create_all(conn)
+        conn.execute(v1.schema_info.insert().values(id=1, version=1))
+    engine.dispose()
+    migrated = open_engine(url)
+
+    def columns(engine, table):  # SQLite reflects the migrations' TIMESTAMP WITH TIME ZONE as NUMERIC: names there
+        typed = engine.dialect.name == "postgresql"
+        return {c["name"]: (type(c["type"]).__name__ if typed else "", c["nullable"])
+                for c in sa.inspect(engine).get_columns(table)}
+
+    tables = ("sites", "commune_residential", "devices", "measurements")
+    got = {t: columns(migrated, t) for t in tables}
+    migrated.dispose()
+    if db_url.startswith("sqlite"):
+        fresh = open_engine(fresh_url)
+    else:  # a second fresh PostgreSQL database: the fixture's is taken
+        with sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://")).begin() as conn:
+            for t in reversed(schema.metadata.sorted_tables):
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{t.name}" CASCADE'))
+        fresh = open_engine(url)
+    try:
+        assert {t: columns(fresh, t) for t in tables} == got
+        assert {i["name"] for i in sa.inspect(fresh).get_indexes("sites")} == {"sites_commune"}
+    finally:
+        fresh.dispose()
