@@ -25,15 +25,16 @@ Reading the default tables (this 2-core machine, single runs unless said):
   loss cubic's upload collapses as Mathis predicts (1448 B x 8 / RTT x 1.22 / sqrt(0.005) = 3.3 Mbit/s a stream
   at 60 ms): upload 0.16-0.77 of iperf3 at 40-120 Mbit/s with loss, where both directions are 0.97-1.01 without.
 - speedtest: at 20 ms download 0.972-1.007, upload 0.913-1.004; at 3 Mbit/s within 0.97-1.03 both ways (upload
-  0.972-1.018 of iperf3 in all six cells, 1.018 being 1.007 of the ceiling); at 60-120 ms and 12-120 Mbit/s download 0.75-1.03, upload 0.74-0.97. The
-  engine counts what crossed the link (the kernel's counts of every connection, the ramp-up left out); what is
-  missing is speedtest-cli's own traffic. It opens a new connection for each of its 40 files and 51 uploads, each
-  starting from 10 segments, and joins them in order: at 60 ms and 40 Mbit/s one slow file held new ones back so
-  that 3-6 of its 8 files were in flight for 3 of its 10 s; at 120 ms its uploads had 7.45 of 8 in flight on
-  average, yet the acknowledged rate fell to 12 Mbit/s in 0.5 s windows as each new connection started (30.7 Mbit/s
-  over the direction against iperf3's 37.7 with 8 long streams). Median of 3 at 40 Mbit/s, no loss: 60 ms 0.991 /
-  0.874, 120 ms 0.920 / 0.774 (before the engine reset each direction's connections and left the ramp-up out: 0.923
-  / 0.721 and 0.819 / 0.631). Fixing that would mean changing speedtest-cli's protocol, not its measurement.
+  0.972-1.018 of iperf3 in all six cells, 1.018 being 1.007 of the ceiling); at 60-120 ms and 12-120 Mbit/s
+  download 0.75-1.03, upload 0.74-0.97. The engine counts what crossed the link (the kernel's counts of every
+  connection, the ramp-up left out); what is missing is speedtest-cli's own traffic. It opens a new connection for
+  each of its 40 files and 51 uploads, each starting from 10 segments, and joins them in order: at 60 ms and 40
+  Mbit/s one slow file held new ones back so that 3-6 of its 8 files were in flight for 3 of its 10 s; at 120 ms
+  its uploads had 7.45 of 8 in flight on average, yet the acknowledged rate fell to 12 Mbit/s in 0.5 s windows as
+  each new connection started (30.7 Mbit/s over the direction against iperf3's 37.7 with 8 long streams). Median of
+  3 at 40 Mbit/s, no loss: 60 ms 0.991 / 0.874, 120 ms 0.920 / 0.774 (before the engine reset each direction's
+  connections and left the ramp-up out: 0.923 / 0.721 and 0.819 / 0.631). Fixing that would mean changing
+  speedtest-cli's protocol, not its measurement.
 """
 
 from __future__ import annotations
