@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import select
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -95,6 +97,14 @@ class EmulatedLab(NetLab):
         if self.emulator.stdout.readline().strip() != "ready":
             raise RuntimeError("linkemu did not start")
         return self
+
+    def restart_trace(self) -> None:
+        """Start the rate trace again from its first step (a fixed rate is unchanged); return once it has."""
+        assert self.emulator is not None and self.emulator.stdout is not None
+        self.emulator.send_signal(signal.SIGUSR1)
+        ready, _, _ = select.select([self.emulator.stdout], [], [], 5)
+        if not ready or self.emulator.stdout.readline().strip() != "restarted":
+            raise RuntimeError("linkemu did not restart its trace")
 
     def stop_emulator(self) -> list[dict[str, int]]:
         """Stop the forwarder; return its counts per direction (client to server first): frames, bytes, lost

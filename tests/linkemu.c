@@ -3,7 +3,8 @@
  * Frames read from each interface with AF_PACKET go out of the other after a rate-limited queue (tail drop
  * past --limit-ms of queueing), a fixed one-way delay and random loss, the same in both directions. The rate
  * is fixed (--rate MBIT) or follows a trace (--trace "MS:MBIT,MS:MBIT,...", repeated), each frame charged
- * its length (as tbf does). Built by tests/linkemu.py with gcc; bounded: it exits after --seconds.
+ * its length (as tbf does). Built by tests/emulated.py with gcc; bounded: it exits after --seconds. SIGUSR1
+ * restarts the trace from its first step (each test run on a traced link then sees the same rates).
  *
  *   linkemu IF_A IF_B [--rate 40] [--trace 200:12,300:30] [--delay-ms 30] [--loss 0.005]
  *           [--limit-ms 50] [--seed 1] [--seconds 3600]
@@ -43,7 +44,7 @@ static int64_t step_ms[MAX_STEPS]; static double step_mbit[MAX_STEPS]; static in
 static int64_t trace_ns, start_ns;
 static double fixed_mbit = 0, loss = 0; static int64_t delay_ns = 0, limit_ns = 50000000;
 static uint64_t rng = 88172645463325252ULL;
-static volatile sig_atomic_t stop_now = 0;
+static volatile sig_atomic_t stop_now = 0, restart_now = 0;
 
 static int64_t now_ns(void) {
     struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
@@ -99,6 +100,7 @@ static void give(way_t *w, int64_t t) {
 }
 
 static void on_signal(int sig) { (void)sig; stop_now = 1; }
+static void on_restart(int sig) { (void)sig; restart_now = 1; }
 
 static void parse_trace(char *spec) {
     for (char *tok = strtok(spec, ","); tok && steps < MAX_STEPS; tok = strtok(NULL, ",")) {
@@ -122,7 +124,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
-    signal(SIGTERM, on_signal); signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal); signal(SIGINT, on_signal); signal(SIGUSR1, on_restart);
     int a = open_if(argv[1]), b = open_if(argv[2]);
     way_t ways[2] = {{.in = a, .out = b}, {.in = b, .out = a}};
     for (int k = 0; k < 2; k++) ways[k].ring = calloc(SLOTS, sizeof(slot_t));
@@ -133,6 +135,7 @@ int main(int argc, char **argv) {
     while (!stop_now) {
         int64_t t = now_ns();
         if (t > end) break;
+        if (restart_now) { restart_now = 0; start_ns = t; printf("restarted\n"); fflush(stdout); }
         int64_t next = t + 100000000LL;
         for (int k = 0; k < 2; k++) if (ways[k].count && ways[k].ring[ways[k].head].at < next) next = ways[k].ring[ways[k].head].at;
         int64_t wait = next - t;

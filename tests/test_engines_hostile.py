@@ -19,6 +19,7 @@ from xaprobe.agent.daemon import Probe
 from xaprobe.agent.engines import http as engine
 from xaprobe.agent.engines import limits
 from xaprobe.agent.engines import speedtest as st_engine
+from xaprobe.agent.engines import speedtest_connections as st_connections
 from xaprobe.agent.engines.base import RunRequest
 from xaprobe.agent.store import Store
 from xaprobe.plausibility import disagreements
@@ -238,8 +239,8 @@ def test_measure_against_a_dripping_server_ends_by_duration_and_grace(tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # each thread prints it too
 def test_a_programming_error_on_speedtest_clis_threads_is_raised_not_stored(monkeypatch):
     # speedtest-cli's download threads would print it and go on; the engine raises it once download() returns
-    real = st_engine.answer_limit
-    monkeypatch.setattr(st_engine, "answer_limit",
+    real = st_connections.answer_limit
+    monkeypatch.setattr(st_connections, "answer_limit",
                         lambda method, url: real(method, url) if "random" not in url else {}["no such key"])
     with pytest.raises(KeyError):
         run_speedtest({})
