@@ -21,9 +21,14 @@ Reading the default tables (this 2-core machine, single runs unless said):
 - LTE trace: the engines' measured windows start ~1-3 s after the trace restarts, iperf3's 2 s after; they see
   different stretches of the 10 s trace, so the trace cells read 0.85-1.21 whichever the engine: a reading, not
   a verdict on either.
-- http: it opens its sockets with cubic (httpsession.py) while iperf3 here runs the system's BBR; with 0.5 %
-  loss cubic's upload collapses as Mathis predicts (1448 B x 8 / RTT x 1.22 / sqrt(0.005) = 3.3 Mbit/s a stream
-  at 60 ms): upload 0.16-0.77 of iperf3 at 40-120 Mbit/s with loss, where both directions are 0.97-1.01 without.
+- http: it opens its sockets with cubic (httpsession.py: what phones and PCs send with, and the most accurate on
+  a shallow shaper queue), while the system here defaults to BBR. With 0.5 % loss cubic's upload collapses as
+  Mathis predicts (1448 B x 8 / RTT x 1.22 / sqrt(0.005) = 3.3 Mbit/s a stream at 60 ms): against a BBR iperf3
+  (--no-same-congestion) upload read 0.16-0.77 at 40-120 Mbit/s with loss, both directions 0.97-1.01 without.
+  So each engine's upload is compared with an iperf3 upload on its own congestion control (the default): with
+  cubic on both, 20 ms / 0.5 % / 40 Mbit/s reads 1.001 / 1.000 (iperf3 fills 1.000), and every other lossy cell
+  is one where cubic iperf3 itself fills 18-71 % of the link (no goal; single runs read 0.92-1.13: cubic under
+  random loss varies run to run).
 - speedtest: at 20 ms download 0.972-1.007, upload 0.913-1.004; at 3 Mbit/s within 0.97-1.03 both ways (upload
   0.972-1.018 of iperf3 in all six cells, 1.018 being 1.007 of the ceiling); at 60-120 ms and 12-120 Mbit/s
   download 0.75-1.03, upload 0.74-0.97. The engine counts what crossed the link (the kernel's counts of every
@@ -66,6 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-streams", type=int, default=SPEEDTEST_STREAMS, metavar="N")
     p.add_argument("--http-duration", type=float, default=8.0, metavar="S")
     p.add_argument("--iperf-seconds", type=float, default=6.0, metavar="S", help="measured, after -O 2")
+    p.add_argument("--same-congestion", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare each engine's upload with an iperf3 upload on the congestion control its sockets "
+                        "use (the http engine: cubic); --no-same-congestion: iperf3 on the system's (BBR here)")
     p.add_argument("--quick", action="store_true", help="2 cells: 120 ms RTT, no loss, 12 and 40 Mbit/s")
 
 
@@ -80,13 +88,20 @@ def one_run(lab: NetLab, url: str, engine: str, store: Path, extra: list[str]) -
             "rss": rss, "mb": (m["bytes_down"] + m["bytes_up"]) / 1e6}
 
 
-def iperf3(lab: EmulatedLab, streams: int, seconds: float, reverse: bool) -> float:
-    """Mbit/s iperf3 received on the lab's path, its first 2 s (slow start) left out."""
+# the congestion control each engine's own sending sockets use ("" the system's): its upload is compared with an
+# iperf3 upload that uses the same (a download's sender is the test server, on the system's default, for both)
+UPLOAD_CONGESTION = {"http": "cubic", "speedtest": ""}
+
+
+def iperf3(lab: EmulatedLab, streams: int, seconds: float, reverse: bool, congestion: str = "") -> float:
+    """Mbit/s iperf3 received on the lab's path, its first 2 s (slow start) left out; congestion: the sender's
+    congestion control ("" the system's)."""
     server = lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     time.sleep(0.3)
     lab.restart_trace()
     out, _, _ = lab.run_client(["iperf3", "-c", lab.server_ip, "-P", str(streams), "-t", f"{seconds:g}", "-O", "2",
-                                "-J", *(["-R"] if reverse else [])], timeout=seconds + 60)
+                                "-J", *(["-R"] if reverse else []), *(["-C", congestion] if congestion else [])],
+                               timeout=seconds + 60)
     server.wait(timeout=15)  # iperf3 -s -1 leaves after its one test: the next one may then listen
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
 
@@ -106,7 +121,8 @@ def cell(args: argparse.Namespace, rtt: float, loss: float, link: tuple[str, flo
     streams = {"speedtest": SPEEDTEST_STREAMS, "http": args.http_streams}
     extra = {"speedtest": [], "http": ["--streams", str(args.http_streams), "--duration", f"{args.http_duration:g}"]}
     runs: dict[str, list[dict]] = {e: [] for e in args.engines}
-    refs: dict[int, list[tuple[float, float]]] = {streams[e]: [] for e in args.engines}
+    key = {e: (streams[e], UPLOAD_CONGESTION.get(e, "") if args.same_congestion else "") for e in args.engines}
+    refs: dict[tuple[int, str], list[tuple[float, float]]] = {key[e]: [] for e in args.engines}
     with EmulatedLab(7, rate_mbit=mean, rtt_ms=rtt, loss=loss, trace=trace) as lab:
         url = lab.start_speedtest_server()
         for _ in range(args.runs):
@@ -114,18 +130,19 @@ def cell(args: argparse.Namespace, rtt: float, loss: float, link: tuple[str, flo
                 lab.restart_trace()
                 runs[engine].append(one_run(lab, url, engine, store, extra[engine]))
                 time.sleep(1)  # the reset connections' last segments leave the link
-            for n in refs:
-                refs[n].append((iperf3(lab, n, args.iperf_seconds, reverse=True),
-                                iperf3(lab, n, args.iperf_seconds, reverse=False)))
+            for n, congestion in refs:
+                refs[n, congestion].append((iperf3(lab, n, args.iperf_seconds, reverse=True),
+                                            iperf3(lab, n, args.iperf_seconds, reverse=False, congestion=congestion)))
     ceiling = ceiling_mbps(mean)
     rows = []
     for engine in args.engines:
         down = statistics.median(r["down"] for r in runs[engine])
         up = statistics.median(r["up"] for r in runs[engine])
-        ref_down = statistics.median(d for d, _ in refs[streams[engine]])
-        ref_up = statistics.median(u for _, u in refs[streams[engine]])
+        ref_down = statistics.median(d for d, _ in refs[key[engine]])
+        ref_up = statistics.median(u for _, u in refs[key[engine]])
         rows.append({"rtt_ms": rtt, "loss": loss, "link": name, "engine": engine, "runs": args.runs,
-                     "streams": streams[engine], "down": round(down, 3), "up": round(up, 3),
+                     "streams": streams[engine], "upload_congestion": key[engine][1] or "system",
+                     "down": round(down, 3), "up": round(up, 3),
                      "iperf_down": round(ref_down, 3), "iperf_up": round(ref_up, 3),
                      "down_vs_iperf": round(down / ref_down, 4), "up_vs_iperf": round(up / ref_up, 4),
                      "iperf_fill_down": round(ref_down / ceiling, 4), "iperf_fill_up": round(ref_up / ceiling, 4),
@@ -162,7 +179,8 @@ def print_tables(rows: list[dict]) -> None:
     90 % of the ceiling (no goal there), `!` where the goal is missed, `^` where iperf3 read over the ceiling."""
     for engine in dict.fromkeys(r["engine"] for r in rows):
         mine = [r for r in rows if r["engine"] == engine]
-        print(f"\n{engine} (streams {mine[0]['streams']}, median of {mine[0]['runs']}): engine / iperf3, "
+        print(f"\n{engine} (streams {mine[0]['streams']}, median of {mine[0]['runs']}, iperf3's upload on "
+              f"{mine[0]['upload_congestion']} congestion control): engine / iperf3, "
               "iperf3 / ceiling; `!` outside 0.97-1.03, `<90%` iperf3 under 90 % of the ceiling, `^` iperf3 over it")
         print(f"{'RTT':>4} {'loss':>5} {'link':>5} {'down/iperf3':>14} {'up/iperf3':>14} {'iperf3 fill d/u':>15} "
               f"{'down':>7} {'up':>7} {'lat ms':>7}")
