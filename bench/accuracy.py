@@ -9,6 +9,11 @@ goodput ceiling (rate x 1448/1514), idle latency, client CPU seconds, peak RSS a
 Then unshaped: the highest rate each engine measures on this machine.
 
     sudo python bench/accuracy.py [--rates 5 20 100 300] [--runs 3] [--engines http speedtest] [--json]
+                                  [--duration S] [--busy N]
+
+--busy N runs N busy-looping processes beside the engines, as on a board doing other work; with --duration 3
+(the http engine's seconds a direction) it measures short tests there: 30 runs at 20 Mbit/s with one busy
+process read 0.999-1.072 of the ceiling before the steady rate's ends were searched over at least 1 s (#15).
 
 With --emulated, the link is tests/linkemu.c instead of tbf (RTT, loss, a rate trace), and each engine is
 compared with iperf3 on the same path with the same streams (bench/accuracy_emulated.py says how): a table per
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +54,9 @@ def main() -> int:
     p.add_argument("--engines", nargs="+", default=list(engine_names()), choices=engine_names(),
                    help="default: every registered engine")
     p.add_argument("--no-unshaped", action="store_true")
+    p.add_argument("--duration", type=float, metavar="S", help="the http engine's seconds a direction (its own "
+                                                                "default: 10)")
+    p.add_argument("--busy", type=int, default=0, metavar="N", help="N busy-looping processes beside the runs")
     p.add_argument("--json", action="store_true")
     p.add_argument("--emulated", action="store_true", help="through tests/linkemu.c, against iperf3")
     accuracy_emulated.add_arguments(p)
@@ -59,22 +68,31 @@ def main() -> int:
         return 0
     args.rates, args.runs = args.rates or [5, 20, 100, 300], args.runs or 3
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, NetLab(7) as lab:
-        url = lab.start_speedtest_server()
-        plan = [(rate, e) for rate in args.rates for e in args.engines]
-        if not args.no_unshaped:
-            plan += [(None, e) for e in args.engines]
-        for rate, engine in plan:
-            lab.shape(rate)
-            runs = [one_run(lab, url, engine, Path(tmp) / "probe.db", []) for _ in range(args.runs)]
-            m = medians(runs)
-            row = {"rate_mbit": rate, "engine": engine, **{k: round(v, 4) for k, v in m.items()}}
-            if rate:
-                ceiling = ceiling_mbps(rate)
-                row["down_ratio"] = round(m["down"] / ceiling, 4)
-                row["up_ratio"] = round(m["up"] / ceiling, 4)
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+    extra = {"http": ["--duration", f"{args.duration:g}"] if args.duration else []}
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp, NetLab(7) as lab:
+            url = lab.start_speedtest_server()
+            plan = [(rate, e) for rate in args.rates for e in args.engines]
+            if not args.no_unshaped:
+                plan += [(None, e) for e in args.engines]
+            for rate, engine in plan:
+                lab.shape(rate)
+                runs = [one_run(lab, url, engine, Path(tmp) / "probe.db", extra.get(engine, []))
+                        for _ in range(args.runs)]
+                m = medians(runs)
+                row = {"rate_mbit": rate, "engine": engine, **{k: round(v, 4) for k, v in m.items()}}
+                if rate:
+                    ceiling = ceiling_mbps(rate)
+                    for way in ("down", "up"):
+                        row[f"{way}_ratio"] = round(m[way] / ceiling, 4)
+                        row[f"{way}_range"] = [round(min(r[way] for r in runs) / ceiling, 4),
+                                               round(max(r[way] for r in runs) / ceiling, 4)]
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    finally:
+        for p in busy:
+            p.kill()
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -86,6 +104,9 @@ def main() -> int:
         ur = f"{r['up_ratio']:.4f}" if "up_ratio" in r else "-"
         print(f"{rate:>8} {r['engine']:<10} {r['down']:>12.2f} {dr:>7} {r['up']:>11.2f} {ur:>7} "
               f"{r['latency']:>7.2f} {r['cpu']:>6.2f} {r['rss'] / 1e6:>7.1f} {r['mb']:>8.1f}")
+        if "down_range" in r and args.runs > 1:
+            (dl, dh), (ul, uh) = r["down_range"], r["up_range"]
+            print(f"{'':>8} {'':<10} {'runs ' + f'{dl:.4f}-{dh:.4f}':>20} {f'{ul:.4f}-{uh:.4f}':>19}")
     by = {(r["rate_mbit"], r["engine"]): r for r in rows}
     for rate in args.rates:
         if (rate, "http") in by and (rate, "speedtest") in by:

@@ -120,7 +120,6 @@ def test_real_engines_on_a_20_mbit_link_agree(tmp_path):
     for wire in results:  # stored through the gate: a disagreement would show as failed here
         shown = {k: wire[k] for k in ("engine", "capped", "download_mbps", "upload_mbps", "bytes_down", "duration_s")}
         assert wire["status"] == "ok", wire
-        # the gate's agreement is what this test is about; a 3 s http download read up to 1.08 of the ceiling in 3
-        # of ~20 runs with other netns tests beside it (never in ~30 alone): an accuracy defect the closing note
-        # of #15 records, measured in bench/, not guarded here
-        assert 0.85 <= wire["download_mbps"] / netlab.ceiling_mbps(20) <= 1.10, shown
+        # a 3 s http download read up to 1.08 of the ceiling when the machine was busy beside it, until the steady
+        # rate's ends were searched over at least 1 s (agent/engines/rates.py; tests/fixtures/rates/)
+        assert 0.85 <= wire["download_mbps"] / netlab.ceiling_mbps(20) <= 1.05, shown
