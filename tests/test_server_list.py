@@ -16,6 +16,7 @@ from hostile import HostileServer, answer, blob, drip, endless, garbage, redirec
 
 from xaprobe.agent.engines import http as engine
 from xaprobe.agent.engines.base import RunRequest
+from xaprobe.agent.engines.httpsession import Tally
 from xaprobe.agent.engines.selection import choose_from_list
 from xaprobe.agent.engines.serverlist import MAX_ENTRIES, parse
 from xaprobe.collector.server import serve_in_thread
@@ -88,13 +89,13 @@ def test_a_server_listed_for_the_links_operator_wins_while_it_answers(tmp_path):
         assert m.status == "ok", m.error
         assert m.server.name == "Far Viettel" and m.method.server_latency_ms >= FAR_S * 1000
         # VinaPhone is VNPT: preferred there too; MobiFone has no server of its own, so the nearest serves it
-        assert choose_from_list(source, VNPT, 3, 2, "auto").entry.name == "Far Viettel"
+        assert choose_from_list(source, VNPT, 3, 2, "auto", Tally()).entry.name == "Far Viettel"
         mobifone = RunRequest(link=Link(operator="MobiFone"))
-        assert choose_from_list(source, mobifone, 3, 2, "auto").entry.name == "Near"
+        assert choose_from_list(source, mobifone, 3, 2, "auto", Tally()).entry.name == "Near"
         # the operator's own server is down: the nearest of the others serves rather than no test at all
         source = list_file(tmp_path, [entry("Near", at["near"]), entry("Far", at["far"]),
                                       entry("Dead Viettel", at["dead"], operator="Viettel")])
-        chosen = choose_from_list(source, VIETTEL, 3, 2, "auto")
+        chosen = choose_from_list(source, VIETTEL, 3, 2, "auto", Tally())
     assert chosen.entry.name == "Near" and chosen.candidates == 3
 
 
@@ -114,6 +115,33 @@ def test_when_no_server_answers_the_failed_measurement_names_each_and_why(tmp_pa
     assert m.server.url == "" and m.download_mbps is None
     stored = store.add(m)
     assert from_wire(json.loads(dict(store.pending(10))[stored.id])).error == m.error
+
+
+def test_the_bytes_of_choosing_a_server_count_for_the_test():
+    # a metered SIM pays for the list and for every candidate's pings: they are the test's bytes (the monthly
+    # budget sums them), also when the choice fails and no test runs (before: 0 bytes stored)
+    ping = answer(200)
+    with HostileServer({"/st/empty": ping, "/st/garbage": garbage(), "/st/getIP": answer(200, b"{}")}) as good, \
+            HostileServer({"*": answer(404, b"<html>a router's page</html>")}) as router:
+        body = json.dumps([entry("Good", good.url + "/st/", dlURL="garbage", ulURL="empty", pingURL="empty",
+                                 getIpURL="getIP"), entry("Router", router.url + "/")]).encode()
+        with HostileServer({"/list": answer(200, body)}) as lists:
+            tally = Tally()
+            chosen = choose_from_list(lists.url + "/list", VIETTEL, 3, 2, "auto", tally)
+            assert chosen.entry.name == "Good"
+            assert tally.kernel_counts and tally.up > 0
+            # the kernel counts a server's FIN as a byte: each answer here closes its connection
+            servers_ = (lists, good, router)
+            sent, answers = sum(x.seen.bytes_sent for x in servers_), sum(len(x.seen.requests) for x in servers_)
+            assert sent > len(body) and sent <= tally.down <= sent + answers
+        body = json.dumps([entry("Router", router.url + "/")]).encode()
+        with HostileServer({"/list": answer(200, body)}) as lists:
+            sent_before, asked_before = router.seen.bytes_sent, len(router.seen.requests)
+            m = engine.run(VIETTEL, with_list(lists.url + "/list"))
+            assert m.status == "failed" and m.error.startswith("none of the 1 servers of the list answered"), m.error
+            assert m.method.bytes == "kernel" and m.bytes_up > 0
+            sent = lists.seen.bytes_sent + router.seen.bytes_sent - sent_before
+            assert sent <= m.bytes_down <= sent + 1 + len(router.seen.requests) - asked_before
 
 
 def test_endpoint_names_come_from_the_entry_not_from_the_layout():

@@ -29,6 +29,7 @@ from xaprobe.agent.engines.httpsession import (
     Budget,
     Endpoints,
     Session,
+    Tally,
     open_get,
     require_ok,
 )
@@ -267,29 +268,29 @@ def _measure(s: Session, settings: Settings, cap: int, url: str, given: Endpoint
                            layout="php" if s.ep.empty.endswith(".php") else "plain"))
 
 
-def _moved(s: Session, method: Method) -> dict[str, Any]:
-    """The test's byte counts and how they were taken: the kernel's over every socket, or (where a socket
-    could not say) what the test itself read and wrote, never a mix."""
-    if s.kernel_counts:
-        return {"bytes_down": s.bytes_down, "bytes_up": s.bytes_up,
-                "method": dataclasses.replace(method, bytes="kernel")}
-    return {"bytes_down": s.app_down, "bytes_up": s.app_up, "method": dataclasses.replace(method, bytes="app")}
+def _moved(tally: Tally, method: Method) -> dict[str, Any]:
+    """The run's byte counts (its server's choice included) and how they were taken: the kernel's over every
+    socket, or (where a socket could not say) what the run itself read and wrote, never a mix."""
+    if tally.kernel_counts:
+        return {"bytes_down": tally.down, "bytes_up": tally.up, "method": dataclasses.replace(method, bytes="kernel")}
+    return {"bytes_down": tally.app_down, "bytes_up": tally.app_up, "method": dataclasses.replace(method, bytes="app")}
 
 
 def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
-def _chosen(request: RunRequest, settings: Settings, base: Measurement) -> tuple[Choice | None, Measurement]:
+def _chosen(request: RunRequest, settings: Settings, base: Measurement,
+            tally: Tally) -> tuple[Choice | None, Measurement]:
     """The server list's choice for this link and the Measurement naming it, or (None, the failed Measurement
-    saying why no server was chosen)."""
+    saying why no server was chosen, with the bytes the choice moved)."""
     try:
         choice = choose_from_list(settings.servers, request, settings.timeout_s, settings.select_timeout_s,
-                                  settings.paths)
+                                  settings.paths, tally)
     except NoServerAnswered as e:
-        return None, dataclasses.replace(base, error=str(e), method=Method(candidates=e.candidates))
+        return None, dataclasses.replace(base, error=str(e), **_moved(tally, Method(candidates=e.candidates)))
     except EngineError as e:
-        return None, dataclasses.replace(base, error=str(e))
+        return None, dataclasses.replace(base, error=str(e), **_moved(tally, Method()))
     entry = choice.entry
     return choice, dataclasses.replace(base, server=Server(url=entry.url, id=entry.id, name=entry.name))
 
@@ -306,9 +307,10 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
                        server=Server(url=url, name=urlsplit(url).hostname or ""), link=request.link,
                        agent_version=__version__)
     choice = None
+    tally = Tally()
     if not server and settings.servers:
         base = dataclasses.replace(base, server=Server())
-        choice, base = _chosen(request, settings, base)
+        choice, base = _chosen(request, settings, base, tally)
         if choice is None:
             return dataclasses.replace(base, duration_s=round(time.perf_counter() - clock, 3))
         url = choice.entry.url
@@ -318,7 +320,7 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
     try:
         ep = Endpoints.from_url(url, "plain" if settings.paths == "auto" else settings.paths)
     except EngineError as e:
-        return dataclasses.replace(base, error=str(e))
+        return dataclasses.replace(base, error=str(e), **_moved(tally, choice.noted(Method()) if choice else Method()))
     s = Session(ep, request, settings.timeout_s, deadline_s(2 * settings.duration_s, settings.timeout_s),
                  cap, settings.streams)
     with s.deadline.running():
@@ -328,12 +330,14 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
             s.close_all()
             s.raise_crash()  # a programming error in a stream is raised even when the network failed too
             error = s.deadline.message if s.deadline.expired.is_set() else describe_error(e, ep.where)
+            tally.add(s)
             return dataclasses.replace(base, error=error, duration_s=round(time.perf_counter() - clock, 3),
-                                       **_moved(s, choice.noted(Method()) if choice else Method()))
+                                       **_moved(tally, choice.noted(Method()) if choice else Method()))
         finally:
             s.close_all()
+    tally.add(s)
     return dataclasses.replace(
         base, status="ok", download_mbps=round(f.down, 3), upload_mbps=round(f.up, 3),
         latency_ms=_rounded(f.latency), jitter_ms=_rounded(f.jitter), loaded_latency_ms=_rounded(f.loaded),
         capped=f.capped, client_ip=f.ip, isp=f.isp, duration_s=round(time.perf_counter() - clock, 3),
-        **_moved(s, choice.noted(f.method) if choice else f.method))
+        **_moved(tally, choice.noted(f.method) if choice else f.method))

@@ -253,3 +253,22 @@ def open_get(conn: http.client.HTTPConnection, path: str, limit: int, what: str,
 def get_small(s: Session, conn: http.client.HTTPConnection, path: str, what: str) -> bytes:
     """A small answer (ping, getIP): a few KiB at most, counted against the cap."""
     return open_get(conn, path, SMALL_ANSWER, f"{path} ({what})", on_read=s.received.charge).read()
+
+
+class Tally:
+    """The bytes of every session one run opened (fetching its server list, pinging the candidates, the test
+    itself), summed for its result: what the link carried for the test, as the monthly budget must count it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.down = self.up = self.app_down = self.app_up = 0
+        self.kernel_counts = True
+
+    def add(self, s: Session) -> None:
+        """Keep a finished session's counts (after its close_all)."""
+        with self._lock:
+            self.down += s.bytes_down
+            self.up += s.bytes_up
+            self.app_down += s.app_down
+            self.app_up += s.app_up
+            self.kernel_counts = self.kernel_counts and s.kernel_counts

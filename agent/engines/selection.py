@@ -16,7 +16,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 from xaprobe.agent.engines.base import NETWORK_ERRORS, EngineError, RunRequest, describe_error
-from xaprobe.agent.engines.httpsession import Endpoints, Session
+from xaprobe.agent.engines.httpsession import Endpoints, Session, Tally
 from xaprobe.agent.engines.librespeed import discover
 from xaprobe.agent.engines.pings import Pinger
 from xaprobe.agent.engines.serverlist import Entry, ServerList, brief, load
@@ -57,8 +57,9 @@ class Choice:
         return dataclasses.replace(method, candidates=self.candidates, server_latency_ms=round(self.latency_ms, 3))
 
 
-def ping_candidate(entry: Entry, request: RunRequest, timeout: float, paths: str) -> Tried:
-    """The candidate's lowest of up to PINGS pings, all within `timeout` seconds, or why it had none."""
+def ping_candidate(entry: Entry, request: RunRequest, timeout: float, paths: str, tally: Tally) -> Tried:
+    """The candidate's lowest of up to PINGS pings, all within `timeout` seconds, or why it had none; its bytes
+    kept in the tally."""
     ep = entry.endpoints or Endpoints.from_url(entry.url, "plain" if paths == "auto" else paths)
     s = Session(ep, request, timeout, timeout, 0, 1)
     with s.deadline.running():
@@ -79,13 +80,14 @@ def ping_candidate(entry: Entry, request: RunRequest, timeout: float, paths: str
             return Tried(entry, error=error)
         finally:
             s.close_all()
+            tally.add(s)
 
 
-def choose_server(servers: ServerList, request: RunRequest, timeout: float, paths: str) -> Choice:
+def choose_server(servers: ServerList, request: RunRequest, timeout: float, paths: str, tally: Tally) -> Choice:
     """The server the link's test should use; raise NoServerAnswered saying what each candidate answered."""
     entries = servers.entries
     with ThreadPoolExecutor(max(1, min(CONCURRENCY, len(entries))), thread_name_prefix="select") as pool:
-        tried = list(pool.map(lambda entry: ping_candidate(entry, request, timeout, paths), entries))
+        tried = list(pool.map(lambda entry: ping_candidate(entry, request, timeout, paths, tally), entries))
     answered = [t for t in tried if t.latency_ms is not None]
     if not answered:
         raise NoServerAnswered(f"none of the {len(tried)} servers of the list answered: "
@@ -96,10 +98,12 @@ def choose_server(servers: ServerList, request: RunRequest, timeout: float, path
     return Choice(best.entry, best.latency_ms or 0.0, len(tried))
 
 
-def choose_from_list(source: str, request: RunRequest, timeout: float, ping_timeout: float, paths: str) -> Choice:
-    """Load the list at source (agent/engines/serverlist.py) and choose from it; entries left out are logged.
-    Raise EngineError when there is no list, NoServerAnswered when none of it answers."""
-    servers = load(source, request, timeout)
+def choose_from_list(source: str, request: RunRequest, timeout: float, ping_timeout: float, paths: str,
+                     tally: Tally) -> Choice:
+    """Load the list at source (agent/engines/serverlist.py) and choose from it, the bytes of both kept in the
+    tally; entries left out are logged. Raise EngineError when there is no list, NoServerAnswered when none of
+    it answers."""
+    servers = load(source, request, timeout, tally)
     for reason in servers.skipped:
         log.warning("%s", _("server list {source}: {reason} (skipped)").format(source=source, reason=reason))
-    return choose_server(servers, request, ping_timeout, paths)
+    return choose_server(servers, request, ping_timeout, paths, tally)

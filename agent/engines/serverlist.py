@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 from xaprobe import operators
 from xaprobe.agent.engines.base import NETWORK_ERRORS, EngineError, RunRequest, describe_error
-from xaprobe.agent.engines.httpsession import HEADERS, Endpoints, Session
+from xaprobe.agent.engines.httpsession import HEADERS, Endpoints, Session, Tally
 from xaprobe.agent.engines.limits import HEAD_ROOM, LimitExceeded, bound_next_answer
 from xaprobe.fields import WireError, check_text
 
@@ -143,7 +143,7 @@ def brief(reasons: tuple[str, ...] | list[str], room: int = 360) -> str:
     return text if len(text) <= room else text[:room - 1] + "…"
 
 
-def _fetch(url: str, request: RunRequest, timeout: float) -> bytes:
+def _fetch(url: str, request: RunRequest, timeout: float, tally: Tally) -> bytes:
     """The list's bytes from url over the link, within one deadline of `timeout`, redirects not followed."""
     ep = Endpoints.from_url(url)
     parts = urlsplit(url)
@@ -171,6 +171,7 @@ def _fetch(url: str, request: RunRequest, timeout: float) -> bytes:
             raise ServerListError(describe_error(e, ep.where)) from None
         finally:
             s.close_all()
+            tally.add(s)
     if len(body) > MAX_LIST_BYTES:
         raise ServerListError(f"answered more than {MAX_LIST_BYTES >> 20} MiB")
     return body
@@ -187,12 +188,13 @@ def _read_file(path: str) -> bytes:
     return data
 
 
-def load(source: str, request: RunRequest, timeout: float) -> ServerList:
-    """The list at source (an http(s) URL, fetched over the request's link, or a file path); raise
+def load(source: str, request: RunRequest, timeout: float, tally: Tally) -> ServerList:
+    """The list at source (an http(s) URL, fetched over the request's link, its bytes kept in the tally, or a
+    file path); raise
     ServerListError naming the source and the problem when there is no list, or no usable entry in it."""
     try:
         if "://" in source:
-            servers = parse(_fetch(source, request, timeout), urlsplit(source).scheme)
+            servers = parse(_fetch(source, request, timeout, tally), urlsplit(source).scheme)
         else:
             servers = parse(_read_file(source))
         if not servers.entries:
