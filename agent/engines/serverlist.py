@@ -190,8 +190,8 @@ def _read_file(path: str) -> bytes:
 
 def load(source: str, request: RunRequest, timeout: float, tally: Tally) -> ServerList:
     """The list at source (an http(s) URL, fetched over the request's link, its bytes kept in the tally, or a
-    file path); raise
-    ServerListError naming the source and the problem when there is no list, or no usable entry in it."""
+    file path); raise ServerListError naming the source and the problem when there is no list, or no usable
+    entry in it."""
     try:
         if "://" in source:
             servers = parse(_fetch(source, request, timeout, tally), urlsplit(source).scheme)
