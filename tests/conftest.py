@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import ipaddress
 import os
 import secrets
 import shutil
@@ -44,6 +45,61 @@ def pytest_configure(config):
     problem = checkout_problem()
     if problem:
         pytest.exit(f"the tests would not test this checkout: {problem}", returncode=4)
+
+
+def _local_names() -> set[str]:
+    """Host names this machine answers from /etc/hosts (and its own name): resolving them sends nothing."""
+    names = {"localhost", socket.gethostname()}
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/hosts").read_text().splitlines():
+            names.update(line.split("#", 1)[0].split()[1:])
+    return {name.lower() for name in names}
+
+
+class _NameGuard:
+    """The suite's network wall: a name lookup that would ask a DNS server (the only way out to the internet
+    from this process's own sockets, since every test server is an IP literal) fails at once, and the test that
+    made it fails, instead of waiting on whatever the machine's network answers (a CI run once hung 80 min
+    there). Tests marked `internet` are let through."""
+
+    def __init__(self) -> None:
+        self.local = _local_names()
+        self.open = False
+        self.blocked: list[str] = []
+
+    def allowed(self, host: object) -> bool:
+        if host is None:
+            return True
+        name = (host.decode(errors="replace") if isinstance(host, bytes) else str(host)).strip("[]").lower()
+        try:
+            ipaddress.ip_address(name.split("%", 1)[0])
+            return True
+        except ValueError:
+            return name in self.local
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if self.open or event not in ("socket.getaddrinfo", "socket.gethostbyname"):
+            return
+        if not self.allowed(args[0]):
+            self.blocked.append(str(args[0]))
+            raise socket.gaierror(socket.EAI_NONAME, f"tests: looking up {args[0]!r} is blocked (no test may "
+                                                     "leave this machine; mark it `internet` if it must)")
+
+
+_NAME_GUARD = _NameGuard()
+sys.addaudithook(_NAME_GUARD)  # audit hooks cannot be removed: the guard is opened per test instead
+
+
+@pytest.fixture(autouse=True)
+def no_name_lookups(request):
+    """Fails a test that tried to resolve a host name (see _NameGuard), even if the code swallowed the error."""
+    _NAME_GUARD.open = request.node.get_closest_marker("internet") is not None
+    _NAME_GUARD.blocked.clear()
+    yield _NAME_GUARD
+    blocked, _NAME_GUARD.blocked = list(_NAME_GUARD.blocked), []
+    _NAME_GUARD.open = False
+    if blocked:
+        pytest.fail(f"the test tried to resolve {sorted(set(blocked))}: tests must not leave this machine")
 
 
 PG_ADMIN_URL = os.environ.get("XAPROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

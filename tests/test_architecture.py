@@ -4,6 +4,7 @@ never imports the agent, and every program's user-facing failures have one root.
 from __future__ import annotations
 
 import ast
+import socket
 import subprocess
 import sys
 
@@ -124,3 +125,12 @@ def test_a_programming_import_error_is_not_dressed_up_as_a_missing_extra():
     assert missing_module_message(ModuleNotFoundError("No module named 'xaprobe.nope'", name="xaprobe.nope")) is None
     message = missing_module_message(ModuleNotFoundError("x", name="sqlalchemy.dialects"))
     assert message and "'sqlalchemy'" in message
+
+
+@pytest.mark.parametrize("host", ["www.speedtest.net", b"www.speedtest.net", "collector.example.vn"])
+def test_no_test_can_look_up_a_name_on_the_network(host, no_name_lookups):
+    with pytest.raises(socket.gaierror, match="is blocked"):
+        socket.getaddrinfo(host, 80)
+    assert no_name_lookups.blocked  # the test would fail at its end, the error swallowed or not
+    no_name_lookups.blocked.clear()
+    assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("127.0.0.1", 80)

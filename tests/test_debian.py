@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO
 from debroot import Container, booted, missing_tools
 
-pytestmark = [pytest.mark.debian, pytest.mark.slow]
+pytestmark = [pytest.mark.debian, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 VERSION = "0.1.0"  # checked against xaprobe.__version__ below
 UNITS = ("xaprobe-agent.service", "xaprobe-collector.service")

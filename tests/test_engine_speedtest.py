@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -83,16 +84,28 @@ class _Refuse(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("status", [403, 429])
 def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, monkeypatch):
-    # speedtest.net cannot be reached here: a local proxy answers for it the way it often does
-    handler = type("Refuse", (_Refuse,), {"status": status})
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_port}")
-    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.server_port}")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    m = engine.run(RunRequest(), engine.Settings(timeout_s=3), None)
-    proxy.shutdown()
+    # speedtest.net cannot be reached here: a local server answers for it the way it often does. speedtest-cli's
+    # own URLs are pointed at it (no proxy from the environment, no name to look up: nothing can leave loopback)
+    speedtest_cli = speedtest_module()
+    refuse = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Refuse", (_Refuse,), {"status": status}))
+    threading.Thread(target=refuse.serve_forever, daemon=True).start()
+    asked: list[str] = []
+
+    def build_request(url, *args, **kwargs):
+        asked.append(url)
+        return real_build_request(url.replace("://www.speedtest.net/", f"://127.0.0.1:{refuse.server_port}/"),
+                                  *args, **kwargs)
+
+    real_build_request = speedtest_cli.build_request
+    monkeypatch.setattr(speedtest_cli, "build_request", build_request)
+    for name in [name for name in os.environ if name.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    try:
+        m = engine.run(RunRequest(), engine.Settings(timeout_s=3), None)
+    finally:
+        refuse.shutdown()
+        refuse.server_close()
+    assert asked == ["://www.speedtest.net/speedtest-config.php"]
     assert m.status == "failed"
     assert m.error.startswith(f"cannot fetch speedtest.net's configuration (HTTP Error {status}")
     assert m.error.endswith("set engines.speedtest.server to test against a known server")
