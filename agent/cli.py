@@ -97,11 +97,10 @@ def _measurement_text(args) -> dict[str, str]:
 
 def site_argument(value: str) -> str:
     """argparse type of --site: a site id as the collector writes them."""
-    from xaprobe.sites import is_site_id
+    from xaprobe.sites import is_site_id, not_a_site_id
 
     if not is_site_id(value):
-        raise argparse.ArgumentTypeError(_('"{value}" is not a site id (lower-case letters, digits, "-" and "_", '
-                                           'like 18673-thcs-cam-xuyen)').format(value=value))
+        raise argparse.ArgumentTypeError(not_a_site_id(value))
     return value
 
 

@@ -19,7 +19,7 @@ from xaprobe.health import CentreSettings
 from xaprobe.i18n import _
 from xaprobe.months import DEFAULT_TZ
 from xaprobe.secret import Secret
-from xaprobe.sites import is_site_id
+from xaprobe.sites import is_site_id, not_a_site_id
 from xaprobe.tomlcheck import TableReader
 from xaprobe.tomlschema import declared, read_table, read_value, setting
 
@@ -330,8 +330,7 @@ def parse_config(data: dict, source: str, base_dir: Path = Path(".")) -> AgentCo
                         quiet_check=read_table(r.sub("quiet_check"), QuietCheckConfig), source=source)
     _check_timezone(r, config.timezone)
     if config.site_id and not is_site_id(config.site_id):
-        problems.append("site_id: " + _('"{value}" is not a site id (lower-case letters, digits, "-" and "_", like '
-                                        '18673-thcs-cam-xuyen)').format(value=config.site_id))
+        problems.append("site_id: " + not_a_site_id(config.site_id))
     if config.collector_url and not config.device_id:
         problems.append("device_id: " + _("required when collector_url is set"))
     if config.collector_url and not config.token:

@@ -67,7 +67,7 @@ class SiteStore:
         """Store a new site; SiteError when its id is taken, or its commune has as many as staff may add, or (a site
         a device adds) its device or its commune has as many device-made sites as they may have."""
         if not kinds.is_site_id(site.id):
-            raise SiteError(f"{site.id!r} is not a site id: lower-case letters, digits, '-' and '_', at most 64")
+            raise SiteError(kinds.not_a_site_id(site.id))
         if site.kind not in kinds.KINDS:
             raise SiteError(f"kind {site.kind!r} is not one of {', '.join(kinds.KINDS)}")
         check_coordinates(site.lat, site.lon)

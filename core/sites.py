@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from xaprobe.i18n import _
 from xaprobe.slug import slugify
 
 # kind -> (Vietnamese, English, residential unless staff say otherwise)
@@ -37,11 +38,16 @@ def is_site_id(value: object) -> bool:
     return isinstance(value, str) and _SITE_ID.fullmatch(value) is not None
 
 
+def not_a_site_id(value: str) -> str:
+    """The one message for a site id that is not one (probe CLI, agent.toml, the collector's staff commands)."""
+    return _('"{value}" is not a site id (1 to 64 lower-case letters, digits, "-" and "_", the first a letter or '
+             'digit, like 18673-thcs-cam-xuyen)').format(value=value[:80])
+
+
 def check_site_id(value: str) -> str:
-    """The id as written (lower-case letters, digits, '-' and '_', at most 64); ValueError naming the rule."""
+    """The id as written; ValueError saying the rule otherwise."""
     if not is_site_id(value):
-        raise ValueError(f"{value!r} is not a site id: lower-case letters, digits, '-' and '_', at most 64, "
-                         "like 18673-thcs-cam-xuyen")
+        raise ValueError(not_a_site_id(value))
     return value
 
 
