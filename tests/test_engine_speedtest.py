@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import socket
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,41 +53,6 @@ def test_no_download_connection_is_open_when_the_upload_starts(speedtest_server,
     assert m.status == "ok", m.error
     assert seen == [[]]
     assert connections_to(port) == []  # nor any upload connection once the engine returned
-
-
-@pytest.mark.parametrize("behaviour", [{}, {"keep_alive_max": 3}, {"close_each": True}],
-                         ids=["keep-alive", "keep-alive-3", "close-each"])
-def test_files_and_uploads_go_over_kept_alive_connections(behaviour, monkeypatch):
-    # speedtest-cli (through urllib) opens a new connection for each of its ~90 files and uploads, each starting
-    # from TCP's initial window: at 60-120 ms that left its rates well under the link's. The engine keeps them
-    # alive where the server does, and still works with one that closes after one or a few answers
-    from xaprobe.collector.server import serve_in_thread
-    from xaprobe.collector.speedtest_app import Behaviour, make_app
-
-    opened: list[tuple] = []
-    real = socket.create_connection
-
-    def create_connection(address, *args, **kwargs):
-        opened.append(address)
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", create_connection)
-    app = make_app(Behaviour(**behaviour))
-    with serve_in_thread(app) as base:
-        m = engine.run(RunRequest(), engine.Settings(), base + "/speedtest/")
-    assert m.status == "ok", m.error
-    assert m.bytes_down > 0.95 * app.served.download_bytes and m.download_mbps > 50 and m.upload_mbps > 50
-    answers = app.served.requests
-    assert answers > 60  # three latency.txt, 40 files, ~50 uploads (some left out at the time limit)
-    if behaviour.get("close_each"):
-        assert len(opened) == answers
-    elif behaviour.get("keep_alive_max"):
-        assert answers / 3 <= len(opened) < answers / 2
-    else:
-        threads = engine.public_config()["threads"]
-        # speedtest-cli's three latency GETs each connect (its method), then one connection per thread a
-        # direction (a thread started while the one before it is joined: threads + 1 at once)
-        assert len(opened) <= 3 + 2 * (max(threads["download"], threads["upload"]) + 1), (len(opened), answers)
 
 
 def test_byte_cap_holds(speedtest_server):

@@ -2,11 +2,11 @@
 from the kernel's byte counts over the direction's steady part, as the http engine and iperf3 rate theirs.
 
 speedtest-cli rates a direction by what it read or handed to sendall over its whole 10 s, TCP's start
-included. Sampling the kernel's counts (acknowledged by the server for upload, received for download) every
-SAMPLE_EVERY_S during the direction and leaving out the ramp-up by the rule in rates.py measures the same
-traffic the way the other engine and the reference do; what is left below iperf3 at long RTT is speedtest-cli's
-own traffic (fixed sizes, threads joined in order, a request-answer round trip between two files on a
-connection), documented in bench/accuracy_emulated.py.
+included (each of its ~50 files or uploads is a new connection that starts slowly). Sampling the kernel's
+counts (acknowledged by the server for upload, received for download) every SAMPLE_EVERY_S during the
+direction and leaving out the ramp-up by the rule in rates.py measures the same traffic the way the other
+engine and the reference do; what is left below iperf3 at long RTT is speedtest-cli's own traffic (new
+connections, fixed sizes), documented in bench/accuracy.py.
 """
 
 from __future__ import annotations
