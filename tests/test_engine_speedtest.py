@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import threading
@@ -73,10 +74,23 @@ def test_cap_config_never_plans_more_than_the_cap(cap):
 
 
 class _Refuse(http.server.BaseHTTPRequestHandler):
+    """Refuses with `status`, then waits for the client to hang up: a server that closes first can have its
+    answer reset under it on this sandbox's network stack (CI once read `Connection reset by peer` here)."""
+
     status = 403
 
     def do_GET(self):  # noqa: N802
-        self.send_error(self.status)
+        body = b"refused\n"
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self.connection.settimeout(10)
+        with contextlib.suppress(OSError):
+            while self.connection.recv(4096):
+                pass
 
     def log_message(self, *args):
         pass
