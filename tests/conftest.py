@@ -59,8 +59,8 @@ def _local_names() -> set[str]:
 class _NameGuard:
     """The suite's network wall: a name lookup that would ask a DNS server (the only way out to the internet
     from this process's own sockets, since every test server is an IP literal) fails at once, and the test that
-    made it fails, instead of waiting on whatever the machine's network answers (a CI run once hung 80 min
-    there). Tests marked `internet` are let through."""
+    made it fails, instead of waiting on whatever the machine's network answers (a CI run once hung 80 min in a
+    test that, by all signs, had gone out that way). Tests marked `internet` are let through."""
 
     def __init__(self) -> None:
         self.local = _local_names()
