@@ -102,6 +102,9 @@ def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, mon
     # own URLs are pointed at it (no proxy from the environment, no name to look up: nothing can leave loopback)
     speedtest_cli = speedtest_module()
     refuse = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Refuse", (_Refuse,), {"status": status}))
+    # an accept that select() called ready can block here (a connection gone before it was taken); with a timeout
+    # serve_forever goes back to its loop and shutdown() returns (CI hung 600 s in that accept)
+    refuse.socket.settimeout(1.0)
     threading.Thread(target=refuse.serve_forever, daemon=True).start()
     asked: list[str] = []
 
