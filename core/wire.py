@@ -26,6 +26,7 @@ MAX_MS = 3_600_000.0
 MAX_BYTES = 10**13
 MAX_TEXT = 500
 BYTE_SOURCES = ("kernel", "app", "")
+RATE_SOURCES = ("segments", "bytes", "")
 LATENCY_METHODS = ("http-keepalive", "http-reconnect", "tcp-connect", "speedtest-cli", "")
 
 
@@ -76,7 +77,9 @@ class Method:
     GET on a new connection, connect time excluded), "tcp-connect" (TCP handshakes) or "speedtest-cli".
     `layout`: the server's endpoint names found ("plain", "php"). `candidates`: servers tried to pick the
     one used (0: none chosen). `cross_traffic_kbps`: other traffic seen on the link's interface just
-    before the test, `quiet_waits` how often the test waited for the link to be quiet."""
+    before the test, `quiet_waits` how often the test waited for the link to be quiet. `download_rate`: the
+    http engine's download rated by the data segments that arrived ("segments", TCP_INFO, steady through loss
+    recovery) or by the bytes received in order ("bytes", where segments cannot stand for them)."""
 
     bytes: str = ""
     latency: str = ""
@@ -85,6 +88,7 @@ class Method:
     server_latency_ms: float | None = None
     cross_traffic_kbps: float | None = None
     quiet_waits: int = 0
+    download_rate: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +222,7 @@ def _method(obj: dict | None) -> Method | None:
         server_latency_ms=_number(obj, "server_latency_ms", p, MAX_MS),
         cross_traffic_kbps=_number(obj, "cross_traffic_kbps", p, MAX_MBPS * 1000),
         quiet_waits=_integer(obj, "quiet_waits", p, 1000),
+        download_rate=_choice(obj, "download_rate", p, RATE_SOURCES),
     )
 
 

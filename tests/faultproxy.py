@@ -7,9 +7,10 @@ import random
 import threading
 
 import requests
+from testserver import Server
 
 
-class _QuietServer(http.server.ThreadingHTTPServer):
+class _QuietServer(Server):
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001
         import sys
 
@@ -62,10 +63,8 @@ class FaultyProxy:
                 pass
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = self.server.base
+        self.server.start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

@@ -18,6 +18,8 @@ import json
 import os
 import threading
 
+from testserver import Server
+
 from xaprobe.collector.speedtest_app import chunk_count
 
 MIB = 1 << 20
@@ -97,8 +99,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.server.served.download_bytes += n
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(Server):
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], lengths: bool):
@@ -120,21 +121,18 @@ class Http10Server:
         self._server = _Server((host, port), lengths)
         self.served = self._server.served
         self.url = f"http://{host}:{self._server.server_address[1]}/"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True)
         self._timer = threading.Timer(seconds, self.close)
         self._timer.daemon = True
-        self._thread.start()
+        self._server.start()
         self._timer.start()
 
     def close(self) -> None:
         self._timer.cancel()
         self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def wait(self) -> None:
-        self._thread.join()
+        self._server.wait()
 
     def __enter__(self) -> "Http10Server":
         return self

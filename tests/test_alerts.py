@@ -12,13 +12,13 @@ import json
 import ssl
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from conftest import free_port
 from officer import BEHIND, NOW, province
+from testserver import serving
 
 from xaprobe.collector.alert_config import AlertSettings, SmtpSettings, WebhookSettings
 from xaprobe.collector.alerts import run_alerts
@@ -86,12 +86,8 @@ def receiver():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", posts
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as server:
+        yield server.base, posts
 
 
 def settings_for(mail_port: int, cert: Path, hook: str) -> CollectorSettings:

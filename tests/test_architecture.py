@@ -4,6 +4,7 @@ never imports the agent, and every program's user-facing failures have one root.
 from __future__ import annotations
 
 import ast
+import contextlib
 import socket
 import subprocess
 import sys
@@ -134,3 +135,25 @@ def test_no_test_can_look_up_a_name_on_the_network(host, no_name_lookups):
     assert no_name_lookups.blocked  # the test would fail at its end, the error swallowed or not
     no_name_lookups.blocked.clear()
     assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("127.0.0.1", 80)
+
+
+def test_a_test_server_stops_even_when_a_connection_vanished_before_it_was_taken():
+    # what serve_forever does when select() called the listening socket ready for a connection gone before
+    # accept() took it: with no connection waiting, the test servers' accept gives up (tests/testserver.py); a
+    # plain ThreadingHTTPServer's blocks, and its shutdown() never returns (the CI hang)
+    import http.server
+    import threading
+
+    from testserver import Server
+
+    for cls, returns in ((Server, True), (http.server.ThreadingHTTPServer, False)):
+        server = cls(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        taken = threading.Thread(target=server._handle_request_noblock, daemon=True)
+        taken.start()
+        taken.join(timeout=3)
+        assert taken.is_alive() is not returns, cls
+        with contextlib.suppress(OSError):
+            server.socket.shutdown(socket.SHUT_RDWR)  # ends a blocked accept() with an error
+        server.server_close()
+        taken.join(timeout=3)
+        assert not taken.is_alive()

@@ -10,11 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import requests
 from conftest import make_measurement
+from testserver import Server
 
 from xaprobe.agent.config import AgentConfig, LinkConfig, UploadConfig
 from xaprobe.agent.daemon import Probe
@@ -68,18 +68,17 @@ def test_backoff_after_failure_and_retry_after(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = Server(("127.0.0.1", 0), Busy).start()
 
     class Fake:
-        base = f"http://127.0.0.1:{server.server_port}"
+        base = server.base
 
     probe = probe_for(Fake, "xap_t", tmp_path, backoff_base_s=30, backoff_cap_s=600)
     probe.store.add(make_measurement(device_id="probe-1"))
     probe.upload_if_due()
     assert probe.health.next_upload_at == NOW + dt.timedelta(seconds=900)  # Retry-After beats the backoff
     assert "503" in probe.store.upload_record().last_error
-    server.shutdown()
+    server.stop()
     probe.health.next_upload_at = None
     probe.destination = probe.destination.__class__("http://127.0.0.1:9", Secret("t"), 2)  # now down altogether
     probe.upload_if_due()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
+from testserver import serving
 
 from xaprobe.agent.engines import http as engine
 from xaprobe.agent.engines import rates
@@ -92,12 +93,10 @@ def test_server_error_status_is_named():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    m = engine.run(RunRequest(), FAST, f"http://127.0.0.1:{server.server_port}/speedtest/")
-    server.shutdown()
+    with serving(NotFound) as server:
+        m = engine.run(RunRequest(), FAST, f"{server.base}/speedtest/")
     assert m.status == "failed"
-    base = f"http://127.0.0.1:{server.server_port}/speedtest/"
+    base = f"{server.base}/speedtest/"
     assert m.error == f"{base} is not a LibreSpeed server: 404 for /speedtest/empty and /speedtest/empty.php"
 
 
@@ -167,6 +166,68 @@ def test_recorded_short_downloads_read_the_link_ceiling(name):
     recorded = json.loads((FIXTURES / "rates" / name).read_text())
     samples = [(t, b) for t, b in recorded["samples"]]
     assert rates.steady_mbps(samples) / recorded["ceiling_mbps"] == pytest.approx(1.0, abs=0.01), recorded["what"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "rates" / "arrivals").glob("*.json")))
+def test_a_download_is_rated_by_the_segments_that_arrived(name):
+    # real 10 s downloads through the emulated link at 120 ms (tests/fixtures/rates/arrivals/: what each is): the
+    # kernel's in-order count lags by a megabyte for over a second after slow start's losses, and the bytes read
+    # over the link (1.04-1.06 of its ceiling: #15's defect); the data segments that arrived read the link
+    recorded = json.loads((FIXTURES / "rates" / "arrivals" / name).read_text())
+    samples = [(t, b) for t, b in recorded["samples"]]
+    ceiling = recorded["ceiling_mbps"]
+    assert rates.steady_mbps(samples) / ceiling > 1.03, recorded["what"]  # what the bytes say: the defect
+    series = rates.arrived(samples, recorded["segments"], recorded["mss"])
+    assert series is not None
+    assert rates.steady_mbps(series) / ceiling == pytest.approx(1.0, abs=0.01), recorded["what"]
+
+
+def _lagging_download(seconds=10.0, mbit=20.0, per_segment=1448, mss=1448):
+    """A download at mbit whose in-order count lags 1 MB from 1 s to 2.5 s: (samples, segments arrived)."""
+    samples, segments = [], []
+    for i in range(int(seconds / 0.05) + 1):
+        t = i * 0.05
+        moved = mbit * 1e6 / 8 * t
+        samples.append((t, int(moved - (1e6 if 1.0 <= t < 2.5 else 0))))
+        segments.append(int(moved / per_segment))
+    return samples, segments
+
+
+def test_segments_stand_for_bytes_only_where_they_are_full():
+    samples, segments = _lagging_download()
+    series = rates.arrived(samples, segments, 1448)
+    assert series is not None and rates.steady_mbps(series) == pytest.approx(20, rel=0.005)
+    # a server writing 500-byte pieces: as many segments would read nearly three times the rate
+    assert rates.arrived(*_lagging_download(per_segment=500), 1448) is None
+    # segments merged without their count (more bytes than full segments could carry): they would read low
+    assert rates.arrived(*_lagging_download(per_segment=2896), 1448) is None
+    # a socket that could not say, no segment size, or nothing arrived
+    assert rates.arrived(samples, segments[:-1] + [None], 1448) is None
+    assert rates.arrived(samples, segments, 0) is None
+    assert rates.arrived(samples[:1], [0], 1448) is None
+
+
+def test_the_meter_reads_segments_from_the_kernel_and_says_when_it_cannot(monkeypatch):
+    from xaprobe.agent.engines import sockets
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    sender = socket.create_connection(listener.getsockname())
+    receiver, _ = listener.accept()
+    meter = sockets.ByteMeter(upload=False)
+    meter.attach(receiver)
+    sender.sendall(b"x" * 2_000_000)
+    got = 0
+    while got < 2_000_000:
+        got += len(receiver.recv(1 << 20))
+    received, arrived = meter.reading()
+    assert received == 2_000_000 and arrived and arrived > 0 and meter.mss > 0
+    assert sockets.ByteMeter(upload=True).reading() == (0, None)  # an upload is rated by what was acknowledged
+    monkeypatch.setattr(sockets, "tcp_arrivals", lambda sock: None)
+    blind = sockets.ByteMeter(upload=False)
+    blind.attach(receiver)
+    assert blind.reading() == (2_000_000, None) and not blind.segments
+    for s in (sender, receiver, listener):
+        s.close()
 
 
 def test_a_moving_rate_is_measured_over_most_of_a_long_transfer():

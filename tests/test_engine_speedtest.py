@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from testserver import Server
 
 from xaprobe.agent.engines import speedtest as engine
 from xaprobe.agent.engines.base import RunRequest
@@ -101,11 +101,8 @@ def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, mon
     # speedtest.net cannot be reached here: a local server answers for it the way it often does. speedtest-cli's
     # own URLs are pointed at it (no proxy from the environment, no name to look up: nothing can leave loopback)
     speedtest_cli = speedtest_module()
-    refuse = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Refuse", (_Refuse,), {"status": status}))
-    # an accept that select() called ready can block here (a connection gone before it was taken); with a timeout
-    # serve_forever goes back to its loop and shutdown() returns (CI hung 600 s in that accept)
-    refuse.socket.settimeout(1.0)
-    threading.Thread(target=refuse.serve_forever, daemon=True).start()
+    # its accept() gives up after a second, so that stop() returns (CI hung 600 s in this test's shutdown())
+    refuse = Server(("127.0.0.1", 0), type("Refuse", (_Refuse,), {"status": status})).start()
     asked: list[str] = []
 
     def build_request(url, *args, **kwargs):
@@ -120,8 +117,7 @@ def test_speedtest_net_refusing_its_configuration_is_a_clean_failure(status, mon
     try:
         m = engine.run(RunRequest(), engine.Settings(timeout_s=3), None)
     finally:
-        refuse.shutdown()
-        refuse.server_close()
+        refuse.stop()
     assert asked == ["://www.speedtest.net/speedtest-config.php"]
     assert m.status == "failed"
     assert m.error.startswith(f"cannot fetch speedtest.net's configuration (HTTP Error {status}")

@@ -34,6 +34,7 @@ def test_http_engine_lands_on_the_ceiling_at_20_mbit(tmp_path):
     assert 0.93 <= m["download_mbps"] / ceiling <= 1.03, m
     assert 0.93 <= m["upload_mbps"] / ceiling <= 1.03, m
     assert m["loaded_latency_ms"] > m["latency_ms"]  # the 50 ms tbf queue fills under load
+    assert m["method"]["download_rate"] == "segments"  # full segments of a real link stand for its bytes
 
 
 def test_byte_capped_test_stops_at_its_cap(tmp_path):

@@ -70,6 +70,7 @@ def test_wire_field_names_are_the_documented_ones():
     ({"error": "x" * 600}, "error"),
     ({"engine": "a\x00b"}, "engine"),
     ({"clock_synced": "yes"}, "clock_synced"),
+    ({"method": {"download_rate": "guessed"}}, "method.download_rate"),
 ])
 def test_bad_items_name_the_field(change, field):
     wire = to_wire(make_measurement())

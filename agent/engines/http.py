@@ -163,28 +163,32 @@ def _pinger(s: Session, method: str, out: list[float], until: threading.Event) -
         s.crashed(e)
 
 
-def _sample(s: Session, meter: ByteMeter, threads: list[threading.Thread], duration: float) -> list[tuple[float, int]]:
-    """Cumulative (s, bytes) readings every SAMPLE_EVERY_S until duration, the streams' end or a stop."""
+def _sample(s: Session, meter: ByteMeter, threads: list[threading.Thread],
+            duration: float) -> tuple[list[tuple[float, int]], list[int | None]]:
+    """Cumulative (s, bytes) readings every SAMPLE_EVERY_S until duration, the streams' end or a stop, and the
+    data segments arrived at each (None where not known)."""
     start = time.perf_counter()
     samples = [(0.0, 0)]
+    segments: list[int | None] = [0]
     deadline = start + duration
     while (now := time.perf_counter()) < deadline and not s.stop.is_set():
         time.sleep(min(SAMPLE_EVERY_S, max(0.0, deadline - now)))
         before = time.perf_counter()
-        total = meter.total()
+        total, arrived = meter.reading()
         after = time.perf_counter()
         # a sample whose reading took long (the sampler was descheduled on a busy board) cannot say
         # when its bytes were counted: it is left out rather than skew the rate
         if after - before <= MAX_SAMPLE_SPREAD_S:
             samples.append(((before + after) / 2 - start, total))
+            segments.append(arrived)
         if not any(t.is_alive() for t in threads):
             break
-    return samples
+    return samples, segments
 
 
 def _transfer(s: Session, upload: bool, streams: int, duration: float, cap: int,
-              rtts_loaded: list[float] | None = None, ping_method: str = KEEPALIVE) -> tuple[float, bool]:
-    """Run one direction; return (steady Mbit/s, capped)."""
+              rtts_loaded: list[float] | None = None, ping_method: str = KEEPALIVE) -> tuple[float, bool, str]:
+    """Run one direction; return (steady Mbit/s, capped, what it was rated by: "segments" or "bytes")."""
     s.check()
     s.stop.clear()
     meter = ByteMeter(upload)
@@ -197,7 +201,7 @@ def _transfer(s: Session, upload: bool, streams: int, duration: float, cap: int,
         pinger = threading.Thread(target=_pinger, args=(s, ping_method, rtts_loaded, done), daemon=True)
     for t in threads + ([pinger] if pinger else []):
         t.start()
-    samples = _sample(s, meter, threads, duration)
+    samples, segments = _sample(s, meter, threads, duration)
     done.set()
     s.abort_all()
     for t in threads + ([pinger] if pinger else []):
@@ -212,13 +216,15 @@ def _transfer(s: Session, upload: bool, streams: int, duration: float, cap: int,
     s.check()
     if s.errors:
         raise EngineError(s.errors[0])
+    arrived = None if upload else rates.arrived(samples, segments, meter.mss)
+    series = arrived or samples
     if budget.hit:
-        samples = rates.last_change(samples)
-    mbps = rates.steady_mbps(samples)
+        series = rates.last_change(series)
+    mbps = rates.steady_mbps(series)
     if round(mbps, 3) <= 0:  # under 1 kbit/s (a drip of header bytes) is stored as 0: nothing measured
         way = "was taken by" if upload else "arrived from"
         raise EngineError(f"nothing {way} {s.ep.where} in {duration:g} s of {'upload' if upload else 'download'}")
-    return mbps, budget.hit
+    return mbps, budget.hit, "segments" if arrived else "bytes"
 
 
 def _client_info(s: Session) -> tuple[str, str]:
@@ -259,13 +265,14 @@ def _measure(s: Session, settings: Settings, cap: int, url: str, given: Endpoint
     latency, jitter = rates.latency_stats(idle)
     ip, isp = _client_info(s)
     loaded: list[float] = []
-    down, cap_down = _transfer(s, False, settings.streams, settings.duration_s, cap, loaded, pinger.method)
+    down, cap_down, rated_by = _transfer(s, False, settings.streams, settings.duration_s, cap, loaded,
+                                         pinger.method)
     time.sleep(0.2)  # let the download's last packets drain before the upload starts
-    up, cap_up = _transfer(s, True, settings.streams, settings.duration_s, cap)
+    up, cap_up, _ = _transfer(s, True, settings.streams, settings.duration_s, cap)
     loaded_latency, _ = rates.latency_stats(loaded)
     return _Figures(down, up, latency, jitter, loaded_latency, cap_down or cap_up, ip, isp,
-                    Method(latency=pinger.method,
-                           layout="php" if s.ep.empty.endswith(".php") else "plain"))
+                    Method(latency=pinger.method, layout="php" if s.ep.empty.endswith(".php") else "plain",
+                           download_rate=rated_by))
 
 
 def _moved(tally: Tally, method: Method) -> dict[str, Any]:

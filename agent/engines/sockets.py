@@ -10,6 +10,9 @@ _TCP_INFO_LEN = 232
 _BYTES_ACKED = struct.Struct("=Q")  # struct tcp_info: tcpi_bytes_acked at offset 120
 _BYTES_ACKED_OFF = 120
 _BYTES_RECEIVED_OFF = 128
+_U32 = struct.Struct("=I")
+_RCV_MSS_OFF = 20  # tcpi_rcv_mss: the size of the peer's full segments
+_DATA_SEGS_IN_OFF = 152  # tcpi_data_segs_in (Linux 4.6 on)
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 
 
@@ -42,16 +45,32 @@ def bound_connector(interface: str, source_address: str, congestion: str = ""):
     return connect
 
 
-def tcp_counters(sock: socket.socket) -> tuple[int, int] | None:
-    """Return (bytes acked by the peer, bytes received) from TCP_INFO, or None off Linux."""
+def _tcp_info(sock: socket.socket, needed: int) -> bytes | None:
+    """The socket's struct tcp_info, or None off Linux or where the kernel's is shorter than needed."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
     except (OSError, AttributeError):
         return None
-    if len(info) < _BYTES_RECEIVED_OFF + 8:
+    return info if len(info) >= needed else None
+
+
+def tcp_counters(sock: socket.socket) -> tuple[int, int] | None:
+    """Return (bytes acked by the peer, bytes received) from TCP_INFO, or None off Linux."""
+    info = _tcp_info(sock, _BYTES_RECEIVED_OFF + 8)
+    if info is None:
         return None
     return (_BYTES_ACKED.unpack_from(info, _BYTES_ACKED_OFF)[0],
             _BYTES_ACKED.unpack_from(info, _BYTES_RECEIVED_OFF)[0])
+
+
+def tcp_arrivals(sock: socket.socket) -> tuple[int, int] | None:
+    """Return (data segments that arrived, the peer's segment size) from TCP_INFO, or None where the kernel
+    does not say. Segments count as they arrive, out of order and duplicates included, while the bytes
+    received count only once they are in order: during loss recovery the bytes lag, the segments do not."""
+    info = _tcp_info(sock, _DATA_SEGS_IN_OFF + 4)
+    if info is None:
+        return None
+    return _U32.unpack_from(info, _DATA_SEGS_IN_OFF)[0], _U32.unpack_from(info, _RCV_MSS_OFF)[0]
 
 
 def abort(sock: socket.socket | None) -> None:
@@ -66,15 +85,19 @@ def abort(sock: socket.socket | None) -> None:
 
 
 class ByteMeter:
-    """Sum one direction's bytes over several sockets: kernel counters, else what the app moved."""
+    """Sum one direction's bytes over several sockets: kernel counters, else what the app moved; for a
+    download also the data segments that arrived (tcp_arrivals), while every socket can say."""
 
     def __init__(self, upload: bool):
         self._index = 0 if upload else 1
         self._lock = threading.Lock()
         self._live: list[socket.socket] = []
         self._closed = 0
+        self._closed_segments = 0
         self._app = 0
         self.kernel = True
+        self.segments = not upload  # False once a socket could not say how many segments arrived
+        self.mss = 0  # the largest segment size a socket reported
 
     def attach(self, sock: socket.socket) -> None:
         with self._lock:
@@ -85,7 +108,17 @@ class ByteMeter:
         with self._lock:
             if sock in self._live:
                 self._closed += counters[self._index] if counters else 0
+                if self.segments:
+                    self._closed_segments += self._arrivals(sock)
                 self._live.remove(sock)
+
+    def _arrivals(self, sock: socket.socket) -> int:
+        arrivals = tcp_arrivals(sock)
+        if arrivals is None:
+            self.segments = False
+            return 0
+        self.mss = max(self.mss, arrivals[1])
+        return arrivals[0]
 
     def count_app(self, n: int) -> None:
         with self._lock:
@@ -96,12 +129,18 @@ class ByteMeter:
         return self._app
 
     def total(self) -> int:
+        return self.reading()[0]
+
+    def reading(self) -> tuple[int, int | None]:
+        """(bytes so far, data segments arrived so far or None where the sockets cannot say or for an upload)."""
         with self._lock:
-            total = self._closed
+            total, segments = self._closed, self._closed_segments
             for sock in self._live:
                 counters = tcp_counters(sock)
                 if counters is None:
                     self.kernel = False
                     break
                 total += counters[self._index]
-        return total if self.kernel else self._app
+                if self.segments:
+                    segments += self._arrivals(sock)
+            return (total if self.kernel else self._app), (segments if self.kernel and self.segments else None)
