@@ -16,9 +16,10 @@ import select
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
-from netlab import NetLab, sh
+from netlab import NetLab, ceiling_mbps, sh
 
 SOURCE = Path(__file__).with_name("linkemu.c")
 
@@ -49,6 +50,24 @@ def lte_trace(seconds: float = 30.0, seed: int = 15, low: float = 4.0, high: flo
 def trace_mean_mbit(trace: list[tuple[int, float]]) -> float:
     """The rate a trace gives on average over one turn."""
     return sum(ms * mbit for ms, mbit in trace) / sum(ms for ms, _ in trace)
+
+
+def trace_ceiling(trace: list[tuple[int, float]], a: float, b: float) -> float:
+    """The goodput ceiling in Mbit/s of a repeated trace over its seconds [a, b] from a restart (a < b)."""
+    period = sum(ms for ms, _ in trace) / 1000
+    turn = sum(ms / 1000 * mbit for ms, mbit in trace)
+
+    def carried(t: float) -> float:  # Mbit the trace lets through from 0 to t
+        turns, rest = divmod(t, period)
+        total = turns * turn
+        for ms, mbit in trace:
+            total += min(ms / 1000, rest) * mbit
+            rest -= ms / 1000
+            if rest <= 0:
+                break
+        return total
+
+    return ceiling_mbps((carried(b) - carried(a)) / (b - a))
 
 
 def available() -> bool:
@@ -98,13 +117,16 @@ class EmulatedLab(NetLab):
             raise RuntimeError("linkemu did not start")
         return self
 
-    def restart_trace(self) -> None:
-        """Start the rate trace again from its first step (a fixed rate is unchanged); return once it has."""
+    def restart_trace(self) -> float:
+        """Start the rate trace again from its first step (a fixed rate is unchanged); return once it has, with
+        when (time.monotonic(), the emulator's clock: the middle of asking and hearing back, a few ms apart)."""
         assert self.emulator is not None and self.emulator.stdout is not None
+        asked = time.monotonic()
         self.emulator.send_signal(signal.SIGUSR1)
         ready, _, _ = select.select([self.emulator.stdout], [], [], 5)
         if not ready or self.emulator.stdout.readline().strip() != "restarted":
             raise RuntimeError("linkemu did not restart its trace")
+        return (asked + time.monotonic()) / 2
 
     def stop_emulator(self) -> list[dict[str, int]]:
         """Stop the forwarder; return its counts per direction (client to server first): frames, bytes, lost

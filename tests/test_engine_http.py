@@ -132,6 +132,11 @@ def test_steady_rate_leaves_out_the_ramp():
         samples.append((t, int(total)))
     assert rates.steady_mbps(samples) == pytest.approx(100, rel=0.002)
     assert rates.ramp_end(samples) == pytest.approx(1.0)
+    # the stretch the rate covers (the bench compares it with the same stretch of a rate trace): after the ramp,
+    # most of the transfer
+    t0, t1, mbps = rates.steady_stretch(samples)
+    assert 1.0 <= t0 < t1 <= 10.0 and t1 - t0 >= 0.5 * 9.0 and mbps == rates.steady_mbps(samples)
+    assert rates.steady_stretch([]) == (0.0, 0.0, 0.0) and rates.steady_stretch(samples[:1])[2] == 0.0
 
 
 def test_ramp_is_at_least_a_tenth_and_at_most_four_tenths():

@@ -12,7 +12,7 @@ import time
 
 import emulated
 import pytest
-from emulated import EmulatedLab, lte_trace, trace_mean_mbit
+from emulated import EmulatedLab, lte_trace, trace_ceiling, trace_mean_mbit
 from netlab import ceiling_mbps
 
 if not emulated.available() or not shutil.which("iperf3"):
@@ -68,9 +68,20 @@ def test_a_trace_restarts_from_its_first_step():
     # each run of bench/accuracy.py restarts the trace, so an engine and iperf3 see the same rates from their start
     with EmulatedLab(11, trace=[(4000, 4), (4000, 40)], rtt_ms=2) as lab:
         time.sleep(4.5)  # now in the 40 Mbit/s step
-        lab.restart_trace()
+        asked = time.monotonic()
+        restarted = lab.restart_trace()
+        assert asked <= restarted <= time.monotonic()  # when, on the emulator's clock (the bench aligns by it)
         got = iperf3(lab, seconds=2, omit=0)
     assert got <= ceiling_mbps(4) * 1.05, got
+
+
+def test_a_traces_ceiling_is_the_rate_it_gives_over_the_stretch_asked():
+    # the bench compares an engine's measured stretch of a trace with the same stretch's ceiling (and iperf3's)
+    trace = [(4000, 4), (4000, 40)]
+    assert trace_ceiling(trace, 1, 3) == pytest.approx(ceiling_mbps(4))
+    assert trace_ceiling(trace, 2, 6) == pytest.approx(ceiling_mbps(22))  # 2 s at 4, 2 s at 40
+    assert trace_ceiling(trace, 7, 9) == pytest.approx(ceiling_mbps(22))  # across the turn: 40, then 4 again
+    assert trace_ceiling(trace, 16, 20) == pytest.approx(ceiling_mbps(4))  # the third turn
 
 
 def test_loss_is_as_asked():

@@ -60,7 +60,13 @@ def window_rates(samples: list[tuple[float, int]]) -> list[float]:
 
 
 def steady_mbps(samples: list[tuple[float, int]]) -> float:
-    """Return the steady-state rate in Mbit/s of cumulative (time s, bytes) samples.
+    """Return the steady-state rate in Mbit/s of cumulative (time s, bytes) samples (steady_stretch)."""
+    return steady_stretch(samples)[2]
+
+
+def steady_stretch(samples: list[tuple[float, int]]) -> tuple[float, float, float]:
+    """Return (start s, end s, Mbit/s) of the stretch the steady-state rate of cumulative (time s, bytes)
+    samples is measured over.
 
     The kernel counts bytes received in order, and only once it has processed them, so while a lost
     segment is recovered, or while a busy board has not yet handled what arrived, the count lags
@@ -74,7 +80,7 @@ def steady_mbps(samples: list[tuple[float, int]]) -> float:
     transfer on a link whose rate moves.
     """
     if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
-        return 0.0
+        return (samples[0][0], samples[-1][0], 0.0) if samples else (0.0, 0.0, 0.0)
     t_s, t_e = ramp_end(samples), samples[-1][0]
     windows = window_rates(samples)
     steady = statistics.median(windows) if windows else (samples[-1][1] - samples[0][1]) / (t_e - samples[0][0])
@@ -100,9 +106,9 @@ def steady_mbps(samples: list[tuple[float, int]]) -> float:
         if choice is None or above[i] + above[j] > choice[0]:
             choice = (above[i] + above[j], i, j)
     if choice is None:
-        return (samples[-1][1] - points[0][1]) * 8 / span / 1e6
+        return t_s, t_e, (samples[-1][1] - points[0][1]) * 8 / span / 1e6
     (t0, b0), (t1, b1) = points[choice[1]], points[choice[2]]
-    return (b1 - b0) * 8 / (t1 - t0) / 1e6
+    return t0, t1, (b1 - b0) * 8 / (t1 - t0) / 1e6
 
 
 def arrived(samples: list[tuple[float, int]], segments: list[int | None],
