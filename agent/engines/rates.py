@@ -122,8 +122,9 @@ def arrived(samples: list[tuple[float, int]], segments: list[int | None],
     behind the hole waits uncounted until the retransmission fills it, a round trip or more; at 120 ms
     after slow start overshot a queue that was a megabyte lagging for over a second, then a jump (0.25 s
     windows at 87-90 Mbit/s on a 38 Mbit/s link), and a stretch starting in such a lag read 1.04-1.06 of
-    the link. Data segments count as they arrive: on the same recorded transfers (tests/fixtures/rates/)
-    their rate is steady within 1% second by second while the bytes' swings 0.5-1.5 of the link.
+    the link. Data segments count as they arrive: on the same recorded transfers (one is in
+    tests/fixtures/rates/arrivals/) their rate held within 1% of the link second by second while the bytes'
+    swung between 0.5 and 1.5 of it.
     """
     if mss <= 0 or len(segments) != len(samples) or not segments or any(n is None for n in segments):
         return None
