@@ -177,14 +177,24 @@ def links(args: argparse.Namespace) -> list[tuple[str, float, list | None]]:
     return out
 
 
+def _engine_setups(args: argparse.Namespace) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Each engine's streams and the arguments its `xaprobe measure` gets."""
+    return ({"speedtest": SPEEDTEST_STREAMS, "http": args.http_streams},
+            {"speedtest": [], "http": ["--streams", str(args.http_streams), "--duration", f"{args.http_duration:g}"]})
+
+
+def _upload_congestion(args: argparse.Namespace, engine: str) -> str:
+    """The congestion control of the iperf3 upload an engine's upload is compared with ("" the system's)."""
+    return UPLOAD_CONGESTION.get(engine, "") if args.same_congestion else ""
+
+
 def cell(args: argparse.Namespace, rtt: float, loss: float, link: tuple[str, float, list | None],
          store: Path) -> list[dict]:
     """Every engine and iperf3 on one emulated path, --runs times interleaved; one row per engine (medians)."""
     name, mean, trace = link
-    streams = {"speedtest": SPEEDTEST_STREAMS, "http": args.http_streams}
-    extra = {"speedtest": [], "http": ["--streams", str(args.http_streams), "--duration", f"{args.http_duration:g}"]}
+    streams, extra = _engine_setups(args)
     runs: dict[str, list[dict]] = {e: [] for e in args.engines}
-    key = {e: (streams[e], UPLOAD_CONGESTION.get(e, "") if args.same_congestion else "") for e in args.engines}
+    key = {e: (streams[e], _upload_congestion(args, e)) for e in args.engines}
     refs: dict[tuple[int, str], list[tuple[float, float]]] = {key[e]: [] for e in args.engines}
     with EmulatedLab(7, rate_mbit=mean, rtt_ms=rtt, loss=loss, trace=trace) as lab:
         url = lab.start_speedtest_server()
@@ -222,8 +232,7 @@ def traced_cell(args: argparse.Namespace, rtt: float, loss: float, link: tuple[s
     ceiling over them; one row per engine (medians)."""
     name, mean, trace = link
     delay = rtt / 2 / 1000
-    streams = {"speedtest": SPEEDTEST_STREAMS, "http": args.http_streams}
-    extra = {"speedtest": [], "http": ["--streams", str(args.http_streams), "--duration", f"{args.http_duration:g}"]}
+    streams, extra = _engine_setups(args)
     runs: dict[str, list[dict]] = {e: [] for e in args.engines}
     with EmulatedLab(7, rate_mbit=mean, rtt_ms=rtt, loss=loss, trace=trace) as lab:
         url = lab.start_speedtest_server()
@@ -237,9 +246,8 @@ def traced_cell(args: argparse.Namespace, rtt: float, loss: float, link: tuple[s
                 (d0, d1), (u0, u1) = r["windows"]
                 down = (d0 - restarted - delay, d1 - restarted - delay)
                 up = (u0 - restarted - 2 * delay, u1 - restarted - 2 * delay)
-                congestion = UPLOAD_CONGESTION.get(engine, "") if args.same_congestion else ""
                 r["iperf_down"] = iperf3_over(lab, streams[engine], True, "", down, delay)
-                r["iperf_up"] = iperf3_over(lab, streams[engine], False, congestion, up, delay)
+                r["iperf_up"] = iperf3_over(lab, streams[engine], False, _upload_congestion(args, engine), up, delay)
                 r["ceiling_down"], r["ceiling_up"] = trace_ceiling(trace, *down), trace_ceiling(trace, *up)
                 r["stretches"] = [[round(x, 2) for x in down], [round(x, 2) for x in up]]
                 runs[engine].append(r)
@@ -250,8 +258,7 @@ def traced_cell(args: argparse.Namespace, rtt: float, loss: float, link: tuple[s
     rows = []
     for engine in args.engines:
         rows.append({"rtt_ms": rtt, "loss": loss, "link": name, "engine": engine, "runs": args.runs,
-                     "streams": streams[engine], "upload_congestion": (UPLOAD_CONGESTION.get(engine, "") if
-                                                                       args.same_congestion else "") or "system",
+                     "streams": streams[engine], "upload_congestion": _upload_congestion(args, engine) or "system",
                      "down": round(median(engine, lambda r: r["down"]), 3),
                      "up": round(median(engine, lambda r: r["up"]), 3),
                      "iperf_down": round(median(engine, lambda r: r["iperf_down"]), 3),

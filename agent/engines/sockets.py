@@ -128,9 +128,6 @@ class ByteMeter:
     def app_bytes(self) -> int:
         return self._app
 
-    def total(self) -> int:
-        return self.reading()[0]
-
     def reading(self) -> tuple[int, int | None]:
         """(bytes so far, data segments arrived so far or None where the sockets cannot say or for an upload)."""
         with self._lock:

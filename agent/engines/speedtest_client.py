@@ -6,7 +6,7 @@ included (each of its ~50 files or uploads is a new connection that starts slowl
 counts (acknowledged by the server for upload, received for download) every SAMPLE_EVERY_S during the
 direction and leaving out the ramp-up by the rule in rates.py measures the same traffic the way the other
 engine and the reference do; what is left below iperf3 at long RTT is speedtest-cli's own traffic (new
-connections, fixed sizes), documented in bench/accuracy.py.
+connections, fixed sizes), documented in bench/accuracy_emulated.py.
 """
 
 from __future__ import annotations
