@@ -17,10 +17,12 @@ process read 0.999-1.072 of the ceiling before the steady rate's ends were searc
 
 With --emulated, the link is tests/linkemu.c instead of tbf (RTT, loss, a rate trace), and each engine is
 compared with iperf3 on the same path with the same streams (bench/accuracy_emulated.py says how): a table per
-engine of engine / iperf3 and iperf3 / ceiling per RTT x loss x (rate or LTE-like trace) cell.
+engine of engine / iperf3, iperf3 / ceiling and engine / ceiling per RTT x loss x (rate or LTE-like trace) cell;
+on the trace, over the seconds of the trace the engine measured (bench/measure_windows.py).
 
     sudo python bench/accuracy.py --emulated [--quick] [--rtts 20 60 120] [--losses 0 0.005]
-                                  [--rates 3 12 40 120] [--no-trace] [--runs 1] [--http-streams 8]
+                                  [--rates 3 12 40 120] [--no-trace | --trace-only] [--runs 1]
+                                  [--http-streams 8] [--iperf-seconds 6]
 """
 
 from __future__ import annotations
