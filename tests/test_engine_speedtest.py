@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +14,7 @@ import pytest
 from testserver import Server
 
 from xaprobe.agent.engines import speedtest as engine
+from xaprobe.agent.engines import speedtest_client
 from xaprobe.agent.engines.base import RunRequest
 from xaprobe.agent.engines.speedtest_connections import speedtest_module
 
@@ -34,6 +37,7 @@ def test_runs_against_a_local_mini_server(speedtest_server):
     assert m.method is not None and m.method.bytes == "kernel"
     assert files <= m.bytes_down <= files + 256 * 1024, m.bytes_down - files
     assert m.server.url == speedtest_server + "upload.php"
+    assert m.method.download_rate == "segments"  # as the http engine: arriving segments, not in-order bytes
 
 
 def test_no_download_connection_is_open_when_the_upload_starts(speedtest_server, monkeypatch):
@@ -42,18 +46,71 @@ def test_no_download_connection_is_open_when_the_upload_starts(speedtest_server,
     # at 120 ms RTT and 40 Mbit/s up to 13 MB did, the upload's acknowledgements queued behind it (upload 0.61 of
     # iperf3, 0.87 once each direction ends with its connections reset)
     port = urlsplit(speedtest_server).port
-    speedtest_cli = speedtest_module()
-    real, seen = speedtest_cli.Speedtest.upload, []
+    real, seen = speedtest_client.upload, []
 
-    def upload(self, *args, **kwargs):
+    def upload(*args, **kwargs):
         seen.append(connections_to(port))
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(speedtest_cli.Speedtest, "upload", upload)
+    monkeypatch.setattr(speedtest_client, "upload", upload)
     m = engine.run(RunRequest(), engine.Settings(), speedtest_server)
     assert m.status == "ok", m.error
     assert seen == [[]]
     assert connections_to(port) == []  # nor any upload connection once the engine returned
+
+
+def test_a_slow_request_holds_only_its_own_thread():
+    # speedtest-cli starts its threads in order and joins them in order: one file starved beside warm connections
+    # (at 12 Mbit/s and 120 ms a 505 kB one took 8 s) held every new file behind it and the link went idle. Here
+    # request 0 ends only once every other request has run: joined in order, 2 threads could never get there
+    finished, others_done, lock = [], threading.Event(), threading.Lock()
+
+    def run_one(i):
+        if i == 0:
+            assert others_done.wait(10), "the other requests waited behind the slow one"
+        with lock:
+            finished.append(i)
+            if len(finished) == 5:
+                others_done.set()
+        return i * 10
+
+    assert speedtest_client.busy(2, 6, run_one) == 150
+    assert sorted(finished) == list(range(6)) and finished[-1] == 0
+
+
+@pytest.mark.parametrize("behaviour", [{}, {"keep_alive_max": 3}, {"close_each": True}],
+                         ids=["keep-alive", "keep-alive-3", "close-each"])
+def test_files_and_uploads_go_over_kept_alive_connections(behaviour, monkeypatch):
+    # speedtest-cli (through urllib) opens a new connection for each of its ~90 files and uploads, each starting
+    # from TCP's initial window: at 60-120 ms that left its rates well under the link's. The engine keeps them
+    # alive where the server does, and still works with one that closes after one or a few answers
+    from xaprobe.collector.server import serve_in_thread
+    from xaprobe.collector.speedtest_app import Behaviour, make_app
+
+    opened: list[tuple] = []
+    real = socket.create_connection
+
+    def create_connection(address, *args, **kwargs):
+        opened.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    app = make_app(Behaviour(**behaviour))
+    with serve_in_thread(app) as base:
+        m = engine.run(RunRequest(), engine.Settings(), base + "/speedtest/")
+    assert m.status == "ok", m.error
+    assert m.bytes_down > 0.95 * app.served.download_bytes and m.download_mbps > 50 and m.upload_mbps > 50
+    answers = app.served.requests
+    assert answers > 60  # three latency.txt, 40 files, ~50 uploads (some left out at the time limit)
+    if behaviour.get("close_each"):
+        assert len(opened) == answers
+    elif behaviour.get("keep_alive_max"):
+        assert answers / 3 <= len(opened) < answers / 2
+    else:
+        threads = engine.public_config()["threads"]
+        # speedtest-cli's three latency GETs each connect (its method), then one connection per thread a direction
+        # (speedtest-cli's upload threads become 8 once its download read over 100 kbit/s)
+        assert len(opened) <= 3 + threads["download"] + 8, (len(opened), answers)
 
 
 def test_byte_cap_holds(speedtest_server):

@@ -63,9 +63,9 @@ def interface_address(interface: str) -> str:
     return socket.inet_ntoa(packed[20:24])
 
 
-def _run_client(url: str, settings: Settings, test: Connections, cap: int, where: str) -> tuple[Any, bool]:
+def _run_client(url: str, settings: Settings, test: Connections, cap: int, where: str) -> tuple[Any, str]:
     """Choose the server, download, upload; return speedtest-cli's results, rated by the kernel's counts when
-    there are any (and whether there were), once they moved data."""
+    there are any, once they moved data, and what the download was rated by ("" without kernel counts)."""
     supplied = cap_config(public_config(), cap) if url else None
     client = make_client(url, test, supplied, lambda config: cap_config(sane_config(config), cap))
     if not url:
@@ -73,14 +73,14 @@ def _run_client(url: str, settings: Settings, test: Connections, cap: int, where
     test.check()
     if client.results.ping >= 1000 * 3600 / 2:  # speedtest-cli's "3600 s" for a failed ping
         raise EngineError(f"the server {where} did not answer latency.txt (is it a Speedtest server?)")
-    results, kernel = run_directions(client, test, cap)
+    results, kernel = run_directions(client, test)
     if not results.bytes_received or not results.bytes_sent:
         raise EngineError(f"no data moved to or from {where} (speedtest-cli hides the reason)")
     if kernel is not None:
         # speedtest-cli's own rates count bytes handed to sendall (up to 1.17 of the ceiling on a slow link) and
         # each connection's slow start: the kernel's counts over the steady part replace them
         results.download, results.upload = kernel[0] * 1e6, kernel[1] * 1e6
-    return results, kernel is not None
+    return results, kernel[2] if kernel is not None else ""
 
 
 def run(request: RunRequest, settings: Settings, server: str | None = None) -> Measurement:
@@ -102,10 +102,10 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
         test = Connections(where, source, settings.timeout_s, lengths["download"] + lengths["upload"])
         with test.deadline.running():
             try:
-                results, by_kernel = _run_client(url, settings, test, cap, where)
+                results, rated_by = _run_client(url, settings, test, cap, where)
             finally:
                 test.settle()
-            kernel = test.kernel_counts() if by_kernel else None
+            kernel = test.kernel_counts() if rated_by else None
     except (*NETWORK_ERRORS, st.SpeedtestException) as e:
         moved = test.received if test else 0  # what was read before the failure, headers included
         return dataclasses.replace(base, error=describe_error(e, where), bytes_down=moved,
@@ -120,4 +120,4 @@ def run(request: RunRequest, settings: Settings, server: str | None = None) -> M
                                         name=best.get("sponsor") or best.get("name") or ""),
         client_ip=(results.client or {}).get("ip", "")[:64], isp=(results.client or {}).get("isp", "")[:200],
         duration_s=round(time.perf_counter() - clock, 3), method=Method(bytes="kernel" if kernel else "app",
-                                                                    latency="speedtest-cli"))
+                                                                    latency="speedtest-cli", download_rate=rated_by))

@@ -1,16 +1,17 @@
 """speedtest-cli driven through one test's connections: its server chosen, then each direction run and rated
 from the kernel's byte counts over the direction's steady part, as the http engine and iperf3 rate theirs.
 
-speedtest-cli rates a direction by what it read or handed to sendall over its whole 10 s, TCP's start
-included (each of its ~50 files or uploads is a new connection that starts slowly). Sampling the kernel's
-counts (acknowledged by the server for upload, received for download) every SAMPLE_EVERY_S during the
-direction and leaving out the ramp-up by the rule in rates.py measures the same traffic the way the other
-engine and the reference do; what is left below iperf3 at long RTT is speedtest-cli's own traffic (new
-connections, fixed sizes), documented in bench/accuracy_emulated.py.
+speedtest-cli's requests, sizes, thread counts and time limits are kept (its HTTPDownloader and HTTPUploader run
+each request), but not its scheduling: it starts its threads in order and joins them in order, so one file that a
+warm connection beside it starves holds every new file behind it, and at 60-120 ms RTT that left the link idle
+(`busy`: each thread starts the next request as soon as its own ends). speedtest-cli rates a direction by what it
+read or handed to sendall over its whole 10 s, TCP's start included; sampling the kernel's counts (acknowledged by
+the server for upload, received for download) every SAMPLE_EVERY_S and leaving out the ramp-up by the rule in
+rates.py measures the same traffic the way the other engine and the reference do (bench/accuracy_emulated.py).
 """
-
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -100,6 +101,14 @@ def make_client(url: str, test: Connections, supplied: dict | None, plan: Callab
             self._best.update(best)
             return best
 
+        def download(self, callback=None, threads=None):  # noqa: ANN001, ANN201 - speedtest-cli's signature
+            """speedtest-cli's files, each thread fetching the next as soon as its own ends."""
+            return download(self, threads)
+
+        def upload(self, callback=None, pre_allocate=True, threads=None):  # noqa: ANN001, ANN201 - its signature
+            """speedtest-cli's uploads, each thread sending the next as soon as its own ends."""
+            return upload(self, threads)
+
     try:
         client = Bounded(source_address=None, timeout=test.timeout)
     except st.ConfigRetrievalError as e:
@@ -123,21 +132,93 @@ def choose_server(client: Any, ids: list[int]) -> None:
         raise EngineError(f"no usable Ookla server ({type(e).__name__}: {e})") from None
 
 
-def sampled(test: Connections, way: int, direction: Callable[[], object]) -> list[tuple[float, int]]:
+def busy(threads: int, count: int, run_one: Callable[[int], int]) -> int:
+    """Run requests 0..count-1 on `threads` threads, each taking the next request as soon as its own ended (not
+    joined in order, as speedtest-cli does); return the sum of what run_one returned."""
+    order, results, lock = itertools.count(), [], threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(order)
+            if i >= count:
+                return
+            results.append(run_one(i))
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(threads, count)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(results)
+
+
+def download(client: Any, threads: int | None = None) -> float:
+    """speedtest-cli's download: its files (each size, `counts` times, smallest first) read by its HTTPDownloader
+    until its time limit, on `busy` threads; sets its results as it does (bits/s over the whole run)."""
+    st, config = speedtest_module(), client.config
+    folder = os.path.dirname(client.best["url"])
+    urls = [f"{folder}/random{size}x{size}.jpg" for size in config["sizes"]["download"]
+            for _ in range(config["counts"]["download"])]
+    start = time.perf_counter()  # speedtest-cli's timeit.default_timer
+
+    def one(i: int) -> int:
+        request = st.build_request(urls[i], bump=i, secure=client._secure)
+        reader = st.HTTPDownloader(i, request, start, config["length"]["download"], opener=client._opener,
+                                   shutdown_event=client._shutdown_event)
+        reader.run()  # on this thread: speedtest-cli's reading, its errors ending the file quietly
+        return sum(reader.result)
+
+    client.results.bytes_received = busy(threads or config["threads"]["download"], len(urls), one)
+    client.results.download = client.results.bytes_received / (time.perf_counter() - start) * 8.0
+    if client.results.download > 100000:
+        config["threads"]["upload"] = 8  # speedtest-cli's rule
+    return client.results.download
+
+
+def upload(client: Any, threads: int | None = None) -> float:
+    """speedtest-cli's upload: its sizes (`counts` of each, up to upload_max) sent by its HTTPUploader until its
+    time limit, on `busy` threads, each body made when its request starts (speedtest-cli's pre_allocate would
+    hold all ~50 in memory, up to 7 MB each); sets its results as it does."""
+    st, config = speedtest_module(), client.config
+    sizes = [size for size in config["sizes"]["upload"] for _ in range(config["counts"]["upload"])]
+    sizes = sizes[: config["upload_max"]]
+    length = config["length"]["upload"]
+    start = time.perf_counter()
+
+    def one(i: int) -> int:
+        data = st.HTTPUploaderData(sizes[i], 0, length, shutdown_event=client._shutdown_event)
+        request = st.build_request(client.best["url"], data, secure=client._secure,
+                                   headers={"Content-length": sizes[i]})
+        sender = st.HTTPUploader(i, request, start, sizes[i], length, opener=client._opener,
+                                 shutdown_event=client._shutdown_event)
+        sender.run()
+        return int(sender.result)
+
+    client.results.bytes_sent = busy(threads or config["threads"]["upload"], len(sizes), one)
+    client.results.upload = client.results.bytes_sent / (time.perf_counter() - start) * 8.0
+    return client.results.upload
+
+
+def sampled(test: Connections, way: int,
+            direction: Callable[[], object]) -> tuple[list[tuple[float, int]], list[int | None]]:
     """Run one direction of speedtest-cli; return cumulative (s, bytes) kernel counts taken while it ran (way 0:
-    acknowledged by the server, 1: received), [] without kernel counts."""
+    acknowledged by the server, 1: received), [] without kernel counts, and with each the data segments that had
+    arrived (None where not known)."""
     samples: list[tuple[float, int]] = []
+    segments: list[int | None] = []
     done = threading.Event()
     start = time.perf_counter()
 
     def read() -> bool:
         before = time.perf_counter()
-        counts = test.kernel_counts()
+        counts, arrived = test.reading()
         after = time.perf_counter()
         if counts is None:
             return False
         if after - before <= MAX_SAMPLE_SPREAD_S:
             samples.append(((before + after) / 2 - start, counts[way]))
+            segments.append(arrived)
         return True
 
     def sample() -> None:
@@ -151,7 +232,7 @@ def sampled(test: Connections, way: int, direction: Callable[[], object]) -> lis
     finally:
         done.set()
         sampler.join()
-    return samples if read() else []
+    return (samples, segments) if read() else ([], [])
 
 
 def steady_mbps(samples: list[tuple[float, int]]) -> float:
@@ -165,15 +246,17 @@ def steady_mbps(samples: list[tuple[float, int]]) -> float:
     return rates.steady_mbps(moving)
 
 
-def run_directions(client: Any, test: Connections, cap: int) -> tuple[Any, tuple[float, float] | None]:
+def run_directions(client: Any, test: Connections) -> tuple[Any, tuple[float, float, str] | None]:
     """Download then upload; return speedtest-cli's results and (download, upload) Mbit/s from the kernel's
-    counts (None without them). Each direction ends with its connections reset."""
-    down = sampled(test, 1, client.download)
+    counts with what the download was rated by ("segments" or "bytes", as the http engine's), None without kernel
+    counts. Each direction ends with its connections reset."""
+    down, segments = sampled(test, 1, client.download)
     test.settle()
     test.check()
-    up = sampled(test, 0, lambda: client.upload(pre_allocate=False if cap else True))
+    up, _ = sampled(test, 0, client.upload)
     test.settle()
     test.check()
     if not down or not up:
         return client.results, None
-    return client.results, (steady_mbps(down), steady_mbps(up))
+    arrived = rates.arrived(down, segments, test.mss)  # see rates.arrived: bytes lag behind a loss, segments not
+    return client.results, (steady_mbps(arrived or down), steady_mbps(up), "segments" if arrived else "bytes")
