@@ -39,18 +39,18 @@ Reading the default tables (this 2-core machine, single runs unless said):
   cubic on both, 20 ms / 0.5 % / 40 Mbit/s reads 1.001 / 1.000 (iperf3 fills 1.000), and every other lossy cell
   is one where cubic iperf3 itself fills 14-71 % of the link (no goal; single runs read 0.88-1.50: cubic under
   random loss varies run to run).
-- speedtest: at 20 ms download 0.972-1.007, upload 0.913-1.004; at 3 Mbit/s within 0.97-1.03 both ways (upload
-  0.972-1.018 of iperf3 in all six cells, 1.018 being 1.007 of the ceiling); at 60-120 ms and 12-120 Mbit/s
-  download 0.75-1.03, upload 0.74-0.97. The engine counts what crossed the link (the kernel's counts of every
-  connection, the ramp-up left out); what is missing is speedtest-cli's own traffic. It opens a new connection for
-  each of its 40 files and 51 uploads, each starting from 10 segments, and joins them in order: at 60 ms and 40
-  Mbit/s one slow file held new ones back so that 3-6 of its 8 files were in flight for 3 of its 10 s; at 120 ms
-  its uploads had 7.45 of 8 in flight on average, yet the acknowledged rate fell to 12 Mbit/s in 0.5 s windows as
-  each new connection started (30.7 Mbit/s over the direction against iperf3's 37.7 with 8 long streams). Median of
-  3 at 40 Mbit/s, no loss: 60 ms 0.991 / 0.874, 120 ms 0.920 / 0.774 (before the engine reset each direction's
-  connections and left the ramp-up out: 0.923 / 0.721 and 0.819 / 0.631). Fixing that would mean changing
-  speedtest-cli's protocol, not its measurement. On the LTE-like trace (over the same stretch, single runs):
-  0.90-1.05 down, 0.91-1.05 up of iperf3; 0.87-0.99 / 0.91-1.00 of the trace's ceiling.
+- speedtest: every fixed-rate cell, single runs, within 0.97-1.03 of iperf3 both ways (download 0.988-1.021,
+  upload 0.968-1.021; at 20 ms 0.993-1.005), with two readings at the edge: 120 ms / 0 / 40 upload 0.968 (median
+  of 3: 0.975, runs 0.962-0.981) and 120 ms / 0.5 % / 120 download 1.032, where iperf3 read 0.966 of the ceiling
+  and the engine 0.997. The engine's uploads use the system's congestion control (BBR here), as iperf3's, so with
+  loss both fill the link. Before, 60-120 ms at 12-120 Mbit/s read 0.75-1.03 down and 0.74-0.97 up (medians of 3
+  at 40 Mbit/s: 60 ms 0.991 / 0.874 -> now 1.003 / 1.001; 120 ms 0.920 / 0.774 -> 1.003 / 0.975): speedtest-cli
+  opened a new connection from 10 segments for each of its 40 files and 51 uploads and joined its threads in
+  order, so one file starved beside warm connections held every new one behind it. The engine keeps speedtest-
+  cli's requests, sizes, 8 threads and 10 s, runs them on kept-alive connections and starts each thread's next
+  request as soon as its own ends (speedtest_client.busy); downloads are rated by the segments that arrived, as
+  the http engine's. What is left at 120 ms is the upload's request-answer round trip per body (512 KiB-7 MiB):
+  a connection idles one RTT between two uploads.
 """
 
 from __future__ import annotations
