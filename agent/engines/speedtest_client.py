@@ -11,6 +11,7 @@ rates.py measures the same traffic the way the other engine and the reference do
 """
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import threading
@@ -178,16 +179,25 @@ def download(client: Any, threads: int | None = None) -> float:
 
 def upload(client: Any, threads: int | None = None) -> float:
     """speedtest-cli's upload: its sizes (`counts` of each, up to upload_max) sent by its HTTPUploader until its
-    time limit, on `busy` threads, each body made when its request starts (speedtest-cli's pre_allocate would
-    hold all ~50 in memory, up to 7 MB each); sets its results as it does."""
+    time limit, on `busy` threads; sets its results as it does. Each size's body (speedtest-cli's own content) is
+    made once, before the clock starts, and read by every request of that size: speedtest-cli makes one a request,
+    all ~50 at once when pre-allocating (up to 7 MB each)."""
     st, config = speedtest_module(), client.config
     sizes = [size for size in config["sizes"]["upload"] for _ in range(config["counts"]["upload"])]
     sizes = sizes[: config["upload_max"]]
     length = config["length"]["upload"]
+    bodies = {size: _body(st, size) for size in set(sizes)}
+
+    class Shared(st.HTTPUploaderData):  # type: ignore[name-defined]  # known once speedtest-cli is imported
+        """speedtest-cli's upload data, reading the body made once for its size."""
+
+        def pre_allocate(self) -> None:
+            self._data = io.BytesIO(bodies[self.length])  # shares the bytes: nothing is copied
+
     start = time.perf_counter()
 
     def one(i: int) -> int:
-        data = st.HTTPUploaderData(sizes[i], 0, length, shutdown_event=client._shutdown_event)
+        data = Shared(sizes[i], 0, length, shutdown_event=client._shutdown_event)
         request = st.build_request(client.best["url"], data, secure=client._secure,
                                    headers={"Content-length": sizes[i]})
         sender = st.HTTPUploader(i, request, start, sizes[i], length, opener=client._opener,
@@ -199,6 +209,12 @@ def upload(client: Any, threads: int | None = None) -> float:
     client.results.upload = client.results.bytes_sent / (time.perf_counter() - start) * 8.0
     return client.results.upload
 
+
+def _body(st: Any, size: int) -> bytes:
+    """speedtest-cli's upload body of `size` bytes, as its HTTPUploaderData makes it."""
+    maker = st.HTTPUploaderData(size, 0, 0)
+    maker.pre_allocate()
+    return maker.data.getvalue()
 
 def sampled(test: Connections, way: int,
             direction: Callable[[], object]) -> tuple[list[tuple[float, int]], list[int | None]]:
