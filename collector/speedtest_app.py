@@ -59,6 +59,7 @@ class Served:
     upload_bytes: int = 0  # request bodies of empty and upload.php, as they arrived
     download_bytes: int = 0  # bodies of garbage and random files handed to the server to send
     requests: int = 0
+    refused: int = 0  # requests answered 429: more than tests_per_client at once from one address
 
 
 def chunk_count(query: str) -> int:
@@ -76,7 +77,12 @@ def chunk_count(query: str) -> int:
 class SpeedtestLimits:
     max_chunks: int = 100  # largest download, in MiB (LibreSpeed's ckSize is clamped to it)
     max_upload_mib: int = 64  # largest upload body
-    tests_per_client: int = 8  # requests at once from one client address (per process)
+    # requests at once from one client address (per process). Twice the 8 streams of speedtest-cli and of the http
+    # engine at its most: an 8-stream test also pings while it loads the link, and a client's next request arrives
+    # as the last byte of its previous one does, before the server has counted that one finished (at 8, every
+    # 8-stream http test had a request refused, and tests right after one were refused while its reset
+    # connections were still being counted)
+    tests_per_client: int = 16
 
 
 class _App:
@@ -162,6 +168,7 @@ class _App:
         self.served.requests += 1
         client = (scope.get("client") or ("", 0))[0]
         if self.running[client] >= self.limits.tests_per_client:
+            self.served.refused += 1
             await self._text(scope, send, 429, f"more than {self.limits.tests_per_client} speed tests at once "
                                                "from one address".encode())
             return
