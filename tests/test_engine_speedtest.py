@@ -94,6 +94,20 @@ def test_a_slow_request_holds_only_its_own_thread():
     assert sorted(finished) == list(range(6)) and finished[-1] == 0
 
 
+def test_what_a_request_raises_stops_the_run_and_reaches_the_caller():
+    ran = []
+
+    def run_one(i):
+        ran.append(i)
+        if i == 1:
+            raise KeyError("a programming error")
+        return 1
+
+    with pytest.raises(KeyError, match="a programming error"):
+        speedtest_client.busy(1, 10, run_one)
+    assert ran == [0, 1]  # the thread took nothing more once one request raised
+
+
 @pytest.mark.parametrize("behaviour", [{}, {"keep_alive_max": 3}, {"close_each": True}],
                          ids=["keep-alive", "keep-alive-3", "close-each"])
 def test_files_and_uploads_go_over_kept_alive_connections(behaviour, monkeypatch):

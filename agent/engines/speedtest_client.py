@@ -9,6 +9,7 @@ read or handed to sendall over its whole 10 s, TCP's start included; sampling th
 the server for upload, received for download) every SAMPLE_EVERY_S and leaving out the ramp-up by the rule in
 rates.py measures the same traffic the way the other engine and the reference do (bench/accuracy_emulated.py).
 """
+
 from __future__ import annotations
 
 import io
@@ -135,22 +136,29 @@ def choose_server(client: Any, ids: list[int]) -> None:
 
 def busy(threads: int, count: int, run_one: Callable[[int], int]) -> int:
     """Run requests 0..count-1 on `threads` threads, each taking the next request as soon as its own ended (not
-    joined in order, as speedtest-cli does); return the sum of what run_one returned."""
+    joined in order, as speedtest-cli does); return the sum of what run_one returned. What run_one raises stops
+    the run and is raised here (speedtest-cli's own network errors end a request inside run_one, quietly)."""
     order, results, lock = itertools.count(), [], threading.Lock()
+    errors: list[BaseException] = []
 
     def work() -> None:
-        while True:
+        while not errors:
             with lock:
                 i = next(order)
             if i >= count:
                 return
-            results.append(run_one(i))
+            try:
+                results.append(run_one(i))
+            except BaseException as e:  # noqa: BLE001 - raised again on the caller's thread below
+                errors.append(e)
 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(threads, count)))]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    if errors:
+        raise errors[0]
     return sum(results)
 
 
@@ -215,6 +223,7 @@ def _body(st: Any, size: int) -> bytes:
     maker = st.HTTPUploaderData(size, 0, 0)
     maker.pre_allocate()
     return maker.data.getvalue()
+
 
 def sampled(test: Connections, way: int,
             direction: Callable[[], object]) -> tuple[list[tuple[float, int]], list[int | None]]:
