@@ -52,8 +52,9 @@ def test_rate_and_rtt_are_as_asked(rate):
         assert 19.5 <= connect_ms(lab) <= 24
         for reverse in (False, True):
             got = iperf3(lab, reverse=reverse)
-            # up to 1 % over: iperf3's receiver also counts what was in flight when its sender's -t ended
-            assert 0.97 <= got / ceiling_mbps(rate) <= 1.01, (reverse, got)
+            # up to 1.5 % over: iperf3's receiver also counts what was in flight when its sender's -t ended (CI
+            # once read 1.0107 at 12 Mbit/s)
+            assert 0.97 <= got / ceiling_mbps(rate) <= 1.015, (reverse, got)
 
 
 def test_an_lte_like_trace_gives_its_mean_rate():
