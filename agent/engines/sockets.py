@@ -84,6 +84,35 @@ def abort(sock: socket.socket | None) -> None:
         pass
 
 
+class Arrivals:
+    """The data segments that arrived over a test's sockets (tcp_arrivals), the closed ones' final counts kept,
+    and the largest segment size any reported; `known` turns False for good once a socket could not say. Its
+    owner holds its own lock around every call."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+        self.mss = 0
+        self.known = True
+
+    def over(self, socks: list[socket.socket]) -> int | None:
+        """The closed sockets' segments plus those that arrived on socks so far; None once any could not say."""
+        total = self.closed
+        for sock in socks:
+            arrivals = tcp_arrivals(sock) if self.known else None
+            if arrivals is None:
+                self.known = False
+                return None
+            self.mss = max(self.mss, arrivals[1])
+            total += arrivals[0]
+        return total
+
+    def close(self, sock: socket.socket) -> None:
+        """Keep the final count of a socket about to close."""
+        total = self.over([sock])
+        if total is not None:
+            self.closed = total
+
+
 class ByteMeter:
     """Sum one direction's bytes over several sockets: kernel counters, else what the app moved; for a
     download also the data segments that arrived (tcp_arrivals), while every socket can say."""
@@ -93,11 +122,10 @@ class ByteMeter:
         self._lock = threading.Lock()
         self._live: list[socket.socket] = []
         self._closed = 0
-        self._closed_segments = 0
         self._app = 0
         self.kernel = True
-        self.segments = not upload  # False once a socket could not say how many segments arrived
-        self.mss = 0  # the largest segment size a socket reported
+        self._arrivals = Arrivals()
+        self._upload = upload
 
     def attach(self, sock: socket.socket) -> None:
         with self._lock:
@@ -108,17 +136,19 @@ class ByteMeter:
         with self._lock:
             if sock in self._live:
                 self._closed += counters[self._index] if counters else 0
-                if self.segments:
-                    self._closed_segments += self._arrivals(sock)
+                if not self._upload:
+                    self._arrivals.close(sock)
                 self._live.remove(sock)
 
-    def _arrivals(self, sock: socket.socket) -> int:
-        arrivals = tcp_arrivals(sock)
-        if arrivals is None:
-            self.segments = False
-            return 0
-        self.mss = max(self.mss, arrivals[1])
-        return arrivals[0]
+    @property
+    def segments(self) -> bool:
+        """Whether a download's segments are still known (False for an upload, or once a socket could not say)."""
+        return not self._upload and self._arrivals.known
+
+    @property
+    def mss(self) -> int:
+        """The largest segment size a socket reported receiving."""
+        return self._arrivals.mss
 
     def count_app(self, n: int) -> None:
         with self._lock:
@@ -131,13 +161,12 @@ class ByteMeter:
     def reading(self) -> tuple[int, int | None]:
         """(bytes so far, data segments arrived so far or None where the sockets cannot say or for an upload)."""
         with self._lock:
-            total, segments = self._closed, self._closed_segments
+            total = self._closed
             for sock in self._live:
                 counters = tcp_counters(sock)
                 if counters is None:
                     self.kernel = False
                     break
                 total += counters[self._index]
-                if self.segments:
-                    segments += self._arrivals(sock)
-            return (total if self.kernel else self._app), (segments if self.kernel and self.segments else None)
+            segments = self._arrivals.over(self._live) if self.kernel and not self._upload else None
+            return (total if self.kernel else self._app), segments

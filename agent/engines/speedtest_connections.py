@@ -39,7 +39,7 @@ from xaprobe.agent.engines.limits import (
     cut_socket,
     deadline_s,
 )
-from xaprobe.agent.engines.sockets import abort, tcp_arrivals, tcp_counters
+from xaprobe.agent.engines.sockets import Arrivals, abort, tcp_counters
 from xaprobe.agent.engines.speedtest_plan import LIST_ANSWER, answer_limit
 
 
@@ -119,10 +119,8 @@ class Connections:
         # It also keeps the connection open, so a file speedtest-cli stopped reading goes on arriving until
         # settle() resets it: each direction ends with settle()
         self._twins: list[socket.socket] = []
-        # (acknowledged, received, data segments arrived or None once a socket could not say) of the connections
-        # settle() reset
-        self._settled: list = [0, 0, 0]
-        self.mss = 0  # the largest segment size a connection reported receiving
+        self._settled = [0, 0]  # (acknowledged, received) of the connections settle() reset
+        self._arrivals = Arrivals()  # and the data segments that arrived on every connection
         self._kernel = True
         # kept-alive connections between two answers, by (host, https): a file or an upload takes one when one is
         # idle, so each does not start a new TCP connection from its initial window (see _Handler)
@@ -170,20 +168,16 @@ class Connections:
         cannot say: rates.arrived then rates the download by its bytes), in one pass."""
         with self._lock:
             counts = [tcp_counters(twin) for twin in self._twins]
-            acked, received, segments = self._settled
             if not self._kernel or any(c is None for c in counts):
                 return None, None
-            for twin in self._twins:
-                segments = self._arrived(twin, segments)
+            acked, received = self._settled
+            segments = self._arrivals.over(self._twins)
         return (acked + sum(c[0] for c in counts if c), received + sum(c[1] for c in counts if c)), segments
 
-    def _arrived(self, sock: socket.socket, before: int | None) -> int | None:
-        """`before` plus the data segments that arrived on sock; None once any socket could not say."""
-        arrivals = None if before is None else tcp_arrivals(sock)
-        if before is None or arrivals is None:
-            return None
-        self.mss = max(self.mss, arrivals[1])
-        return before + arrivals[0]
+    @property
+    def mss(self) -> int:
+        """The largest segment size a connection reported receiving."""
+        return self._arrivals.mss
 
     def settle(self) -> None:
         """Reset every connection opened so far, its final counts kept: what speedtest-cli stopped reading or
@@ -196,7 +190,7 @@ class Connections:
                 else:
                     self._settled[0] += counts[0]
                     self._settled[1] += counts[1]
-                self._settled[2] = self._arrived(twin, self._settled[2])
+                self._arrivals.close(twin)
                 abort(twin)
                 twin.close()
             self._twins = []
