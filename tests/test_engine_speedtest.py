@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import resource
 import socket
 import threading
 from pathlib import Path
@@ -141,6 +142,41 @@ def test_files_and_uploads_go_over_kept_alive_connections(behaviour, monkeypatch
         # speedtest-cli's three latency GETs each connect (its method), then one connection per thread a direction
         # (speedtest-cli's upload threads become 8 once its download read over 100 kbit/s)
         assert len(opened) <= 3 + threads["download"] + 8, (len(opened), answers)
+
+
+def test_kept_alive_connections_are_reused_at_any_descriptor_number(monkeypatch):
+    # a long-running probe's descriptors may be numbered 1024 or more, which select() cannot watch: the idle check
+    # took every kept-alive connection there for dropped, and each of ~90 requests opened a new connection
+    from xaprobe.collector.server import serve_in_thread
+    from xaprobe.collector.speedtest_app import Behaviour, make_app
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the descriptor limit ({hard}) leaves no room above 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open(os.devnull, os.O_RDONLY)]
+    opened: list[tuple] = []
+    real = socket.create_connection
+
+    def create_connection(address, *args, **kwargs):
+        sock = real(address, *args, **kwargs)
+        opened.append(sock.fileno())
+        return sock
+
+    try:
+        while held[-1] < 1100:  # every lower number taken: the test's sockets get high ones
+            held.append(os.dup(held[0]))
+        monkeypatch.setattr(socket, "create_connection", create_connection)
+        app = make_app(Behaviour())
+        with serve_in_thread(app) as base:
+            m = engine.run(RunRequest(), engine.Settings(), base + "/speedtest/")
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert m.status == "ok", m.error
+    assert min(opened) >= 1024 and app.served.requests > 60
+    assert len(opened) <= 3 + engine.public_config()["threads"]["download"] + 8, (len(opened), app.served.requests)
 
 
 def test_byte_cap_holds(speedtest_server):

@@ -151,6 +151,9 @@ def test_speedtest_refuses_a_compressed_answer_and_a_redirected_file():
     assert m.status == "failed" and "a test file follows no redirect" in m.error
 
 
+# 0.1-0.3 s here; once in CI it ran into the engine's 36 s deadline instead (not reproduced in ~1,100 runs
+# alone, under load, or with its neighbours' files): past 20 s pytest-timeout fails it with every thread's stack
+@pytest.mark.timeout(20)
 def test_speedtest_upload_answer_is_bounded():
     m, _ = run_speedtest({"/s/upload.php": endless_headers()}, cap=2_000_000)
     assert m.status == "failed" and "upload.php: the server sent more than 8192 bytes" in m.error

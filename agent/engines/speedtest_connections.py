@@ -52,10 +52,13 @@ def speedtest_module() -> ModuleType:
 
 
 def _dropped(sock: socket.socket) -> bool:
-    """Whether an idle kept-alive connection has anything to read: its end (the server closed it) or bytes
-    nobody asked for; either way it is not reused."""
+    """Whether an idle kept-alive connection has anything to read: its end (the server closed it), an error, or
+    bytes nobody asked for; either way it is not reused. poll, not select: select cannot watch a descriptor
+    numbered 1024 or more, which a long-running probe's may be."""
     try:
-        return bool(select.select([sock], [], [], 0)[0])
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
 
