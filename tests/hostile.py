@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 MAX_SECONDS = 120.0  # no behaviour runs longer than this, whatever the client does
 MAX_BYTES = 4 << 30  # nor sends more than this
+ACCEPT_TIMEOUT_S = 0.5  # the accept loop looks this often whether the server was closed
 
 
 @dataclasses.dataclass
@@ -145,11 +146,15 @@ class HostileServer:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
+        self.sock.settimeout(ACCEPT_TIMEOUT_S)  # close() does not wake a blocked accept(): this thread would stay
         while not self._stop:
             try:
                 conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)  # as an accepted socket is without the timeout (_serve sets its own)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
