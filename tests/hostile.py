@@ -141,12 +141,12 @@ class HostileServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
+        self.sock.settimeout(ACCEPT_TIMEOUT_S)  # close() does not wake a blocked accept(): its thread would stay
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        self.sock.settimeout(ACCEPT_TIMEOUT_S)  # close() does not wake a blocked accept(): this thread would stay
         while not self._stop:
             try:
                 conn, _ = self.sock.accept()
@@ -154,7 +154,6 @@ class HostileServer:
                 continue
             except OSError:
                 return
-            conn.settimeout(None)  # as an accepted socket is without the timeout (_serve sets its own)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
