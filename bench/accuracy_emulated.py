@@ -142,8 +142,8 @@ def iperf3_over(lab: EmulatedLab, streams: int, reverse: bool, congestion: str, 
     its receiving end's interface counts, sampled every 20 ms while it runs, taken one one-way delay later than a
     and b (a frame reaches the receiver that long after leaving the wire), frames to goodput (1448 of 1514 bytes).
     The same stretch of the same trace as the engine's measured one. The trace restarts once iperf3's data has
-    flowed for WARM_S (the fixed cells' -O 2): the engine's stretch leaves its own start out, and at 120 ms iperf3
-    -P 8 takes 1-2 s to open its streams, which a stretch starting 1.5 s into the trace would have counted."""
+    flowed for WARM_S (the fixed cells' -O 2), so that its streams' start is never inside the stretch, as the
+    engine's own start is not; iperf3 is stopped once the stretch is covered."""
     a, b = stretch
     server = lab.spawn(lab.server_ns, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     time.sleep(0.3)
@@ -160,11 +160,13 @@ def iperf3_over(lab: EmulatedLab, streams: int, reverse: bool, congestion: str, 
     time.sleep(WARM_S)
     restarted = lab.restart_trace()
     samples: list[tuple[float, int]] = []
-    while client.poll() is None:
+    while client.poll() is None and (not samples or samples[-1][0] < b + delay + 0.1):
         rx = _rx_bytes(receiver.pid, interface)
         if rx is not None:
             samples.append((time.monotonic() - restarted, rx))
         time.sleep(0.02)
+    client.terminate()  # its -t leaves room for a slow start of its streams: no need to run it out
+    client.wait(timeout=15)
     server.wait(timeout=15)
     if not samples or samples[-1][0] < b + delay:
         raise RuntimeError(f"iperf3 ended before second {b + delay:.1f} of the trace")
