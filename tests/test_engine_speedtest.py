@@ -109,26 +109,41 @@ def test_what_a_request_raises_stops_the_run_and_reaches_the_caller():
     assert ran == [0, 1]  # the thread took nothing more once one request raised
 
 
+def _run_counting_connections(monkeypatch, behaviour: dict | None = None):
+    """The engine once against the real speed-test server (with `behaviour`); return its measurement, the app, and
+    the descriptor of every connection the test opened."""
+    from xaprobe.collector.server import serve_in_thread
+    from xaprobe.collector.speedtest_app import Behaviour, make_app
+
+    opened: list[int] = []
+    real = socket.create_connection
+
+    def create_connection(address, *args, **kwargs):
+        sock = real(address, *args, **kwargs)
+        opened.append(sock.fileno())
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    app = make_app(Behaviour(**(behaviour or {})))
+    with serve_in_thread(app) as base:
+        m = engine.run(RunRequest(), engine.Settings(), base + "/speedtest/")
+    return m, app, opened
+
+
+def _kept_alive_at_most() -> int:
+    """Connections a test opens when every kept-alive one is reused: speedtest-cli's three latency GETs each
+    connect (its method), then one a thread a direction (its upload threads become 8 once its download read over
+    100 kbit/s)."""
+    return 3 + engine.public_config()["threads"]["download"] + 8
+
+
 @pytest.mark.parametrize("behaviour", [{}, {"keep_alive_max": 3}, {"close_each": True}],
                          ids=["keep-alive", "keep-alive-3", "close-each"])
 def test_files_and_uploads_go_over_kept_alive_connections(behaviour, monkeypatch):
     # speedtest-cli (through urllib) opens a new connection for each of its ~90 files and uploads, each starting
     # from TCP's initial window: at 60-120 ms that left its rates well under the link's. The engine keeps them
     # alive where the server does, and still works with one that closes after one or a few answers
-    from xaprobe.collector.server import serve_in_thread
-    from xaprobe.collector.speedtest_app import Behaviour, make_app
-
-    opened: list[tuple] = []
-    real = socket.create_connection
-
-    def create_connection(address, *args, **kwargs):
-        opened.append(address)
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", create_connection)
-    app = make_app(Behaviour(**behaviour))
-    with serve_in_thread(app) as base:
-        m = engine.run(RunRequest(), engine.Settings(), base + "/speedtest/")
+    m, app, opened = _run_counting_connections(monkeypatch, behaviour)
     assert m.status == "ok", m.error
     assert m.bytes_down > 0.95 * app.served.download_bytes and m.download_mbps > 50 and m.upload_mbps > 50
     answers = app.served.requests
@@ -138,45 +153,28 @@ def test_files_and_uploads_go_over_kept_alive_connections(behaviour, monkeypatch
     elif behaviour.get("keep_alive_max"):
         assert answers / 3 <= len(opened) < answers / 2
     else:
-        threads = engine.public_config()["threads"]
-        # speedtest-cli's three latency GETs each connect (its method), then one connection per thread a direction
-        # (speedtest-cli's upload threads become 8 once its download read over 100 kbit/s)
-        assert len(opened) <= 3 + threads["download"] + 8, (len(opened), answers)
+        assert len(opened) <= _kept_alive_at_most(), (len(opened), answers)
 
 
 def test_kept_alive_connections_are_reused_at_any_descriptor_number(monkeypatch):
     # a long-running probe's descriptors may be numbered 1024 or more, which select() cannot watch: the idle check
     # took every kept-alive connection there for dropped, and each of ~90 requests opened a new connection
-    from xaprobe.collector.server import serve_in_thread
-    from xaprobe.collector.speedtest_app import Behaviour, make_app
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 2048:
         pytest.skip(f"the descriptor limit ({hard}) leaves no room above 1024")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
     held = [os.open(os.devnull, os.O_RDONLY)]
-    opened: list[tuple] = []
-    real = socket.create_connection
-
-    def create_connection(address, *args, **kwargs):
-        sock = real(address, *args, **kwargs)
-        opened.append(sock.fileno())
-        return sock
-
     try:
         while held[-1] < 1100:  # every lower number taken: the test's sockets get high ones
             held.append(os.dup(held[0]))
-        monkeypatch.setattr(socket, "create_connection", create_connection)
-        app = make_app(Behaviour())
-        with serve_in_thread(app) as base:
-            m = engine.run(RunRequest(), engine.Settings(), base + "/speedtest/")
+        m, app, opened = _run_counting_connections(monkeypatch)
     finally:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert m.status == "ok", m.error
     assert min(opened) >= 1024 and app.served.requests > 60
-    assert len(opened) <= 3 + engine.public_config()["threads"]["download"] + 8, (len(opened), app.served.requests)
+    assert len(opened) <= _kept_alive_at_most(), (len(opened), app.served.requests)
 
 
 @pytest.mark.parametrize("size", [32768, 65536, 131072, 262144, 524288, 1048576, 7340032])
