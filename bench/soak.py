@@ -2,7 +2,8 @@
 """Soak: kill -9 the probe at random points in N measure -> store -> upload cycles; print lost/duplicated.
 
 The same fault test as tests/test_faults.py (200 kills there), longer: a real collector on loopback,
-a proxy that holds each answer 0.3 s after the collector committed, and the probe killed at random.
+a proxy that holds each answer 0.3 s after the collector committed, and the probe killed at a random point
+of a phase of its cycle chosen at random (start-up, measuring, uploading, the moment the collector committed).
 
     python bench/soak.py --kills 1000 --seed 1
 """

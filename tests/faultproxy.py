@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import queue
 import random
 import threading
 
@@ -27,6 +28,7 @@ class FaultyProxy:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.counts = {"dropped": 0, "cut": 0, "passed": 0}
+        self.holds: queue.Queue[bytes] = queue.Queue()  # each answer the proxy holds (delay_s), as it begins to
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -42,6 +44,7 @@ class FaultyProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 answer = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
                 if proxy.delay_s:
+                    proxy.holds.put(answer.content)  # committed upstream, not yet answered: a test may kill now
                     threading.Event().wait(proxy.delay_s)
                 payload = answer.content
                 self.send_response(answer.status_code)

@@ -1,15 +1,17 @@
-"""Store-and-forward under faults: kill -9, a week without the collector, a lossy link, a full disk."""
+"""Store-and-forward under faults: kill -9 in every phase of a cycle, a week offline, a lossy link, a full disk."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import os
+import queue
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,23 +31,94 @@ HERE = Path(__file__).parent
 KILLS = int(os.environ.get("XAPROBE_KILLS", "200"))
 
 
+# Where in its cycle a probe is killed: anywhere in its first 1.2 s (start-up, opening the store, measuring);
+# while it measures (after its store is open); while it uploads (after it stored); the moment the collector has
+# committed its batch and the proxy holds the answer (the rows are in, the probe has not marked them: the next
+# upload sends them again and must be answered "duplicate"); while it measures again after an upload went through.
+PHASES = ("anywhere", "measuring", "uploading", "committed", "measuring again")
+
+
+class _Lines:
+    """A child's stdout lines as they come (read by a thread): wait for one that starts so, or read to the end."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
+
+    def _pump(self, stream) -> None:  # noqa: ANN001
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def wait_for(self, prefix: str, timeout_s: float = 30) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"the probe printed no {prefix!r} line in {timeout_s:g} s: {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"the probe ended before printing a {prefix!r} line: {self.seen}")
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def to_the_end(self) -> list[str]:
+        while (line := self._lines.get(timeout=30)) is not None:
+            self.seen.append(line)
+        return self.seen
+
+
+def _wait_for_commit(proxy: FaultyProxy, measurement_id: str, timeout_s: float = 30) -> None:
+    """Return once the proxy holds the collector's answer to a batch that carried this measurement."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            answer = proxy.holds.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no batch with {measurement_id} reached the collector in {timeout_s:g} s") from None
+        if measurement_id.encode() in answer:  # else an answer to the probe killed before this one
+            return
+
+
 def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
-    """Kill the probe at random points `kills` times; return what was lost and duplicated."""
+    """Kill the probe `kills` times, each at a random point of a phase of its cycle chosen at random (PHASES);
+    return what was lost and duplicated, and how many stored measurements the probes had announced."""
     token = collector.enrol()
     store_path = tmp_path / "probe.db"
     # the proxy holds each answer 0.3 s after the collector committed: many kills land in that window
     proxy = FaultyProxy(collector.base, delay_s=0.3, seed=seed)
     rng = random.Random(seed)
-    duplicates = 0
+    duplicates, announced = 0, set()
     try:
         for _ in range(kills):
             proc = subprocess.Popen([sys.executable, str(HERE / "probe_cycles.py"), str(store_path), proxy.url, token,
                                      collector.base + "/speedtest/"], stdout=subprocess.PIPE, text=True)
-            time.sleep(rng.uniform(0.25, 1.2))
-            proc.send_signal(signal.SIGKILL)
-            out, _ = proc.communicate(timeout=30)
-            duplicates += sum(int(line.split("duplicate=")[1].split()[0]) for line in out.splitlines()
-                              if line.startswith("uploaded"))
+            lines = _Lines(proc)
+            try:
+                phase = rng.choice(PHASES)
+                if phase == "anywhere":
+                    time.sleep(rng.uniform(0.05, 1.2))
+                elif phase == "measuring":
+                    lines.wait_for("integrity")
+                    time.sleep(rng.uniform(0, 0.4))
+                elif phase == "uploading":
+                    lines.wait_for("stored")
+                    time.sleep(rng.uniform(0, 0.5))
+                elif phase == "committed":
+                    _wait_for_commit(proxy, lines.wait_for("stored").split()[1])
+                else:
+                    lines.wait_for("uploaded")
+                    time.sleep(rng.uniform(0, 0.3))
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            for line in lines.to_the_end():
+                if line.startswith("stored"):
+                    announced.add(line.split()[1])
+                elif line.startswith("uploaded"):
+                    duplicates += int(line.split("duplicate=")[1].split()[0])
             if store_path.exists():
                 conn = sqlite3.connect(store_path)
                 assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -55,14 +128,15 @@ def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
             for _ in range(20):
                 if not store.pending(1):
                     break
-                upload_batch(store, s, Destination(collector.base, Secret(token)), 500)
+                duplicates += upload_batch(store, s, Destination(collector.base, Secret(token)), 500).duplicate
         probe_ids = [m.id for m in store.measurements()]
         pending = store.backlog().pending
         store.close()
     finally:
         proxy.close()
     central = collector.store.stats.measurement_ids("probe-1")
-    return {"stored": len(probe_ids), "pending": pending, "lost": len(set(probe_ids) - set(central)),
+    return {"stored": len(probe_ids), "announced": len(announced), "pending": pending,
+            "lost": len(set(probe_ids) - set(central)), "announced_missing": len(announced - set(probe_ids)),
             "duplicated": len(central) - len(set(central)), "extra": len(set(central) - set(probe_ids)),
             "duplicate_answers": duplicates}
 
@@ -70,9 +144,11 @@ def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
 @pytest.mark.slow
 def test_kill9_at_random_points_loses_nothing_and_counts_nothing_twice(sqlite_collector, tmp_path):
     result = run_kill9_cycles(sqlite_collector, tmp_path, KILLS, seed=5)
-    assert result["stored"] >= KILLS // 4, result  # most runs got at least one measurement stored
+    # each phase but "anywhere" waited for its probe to get that far (the run fails if one does not in 30 s):
+    # every measurement a probe announced as stored ("stored <id>", printed once committed) is in its store
+    assert result["announced"] > 0 and result["announced_missing"] == 0, result
     assert (result["lost"], result["duplicated"], result["extra"], result["pending"]) == (0, 0, 0, 0), result
-    # some kills fell after the collector committed and before the probe marked its rows: those rows
+    # a fifth of the kills fell after the collector committed and before the probe marked its rows: those rows
     # were sent again and the collector answered "duplicate"
     assert result["duplicate_answers"] > 0, result
 
