@@ -38,6 +38,18 @@ KILLS = int(os.environ.get("XAPROBE_KILLS", "200"))
 PHASES = ("anywhere", "measuring", "uploading", "committed", "measuring again")
 
 
+def _first(items: queue.Queue, wanted, missing: str, timeout_s: float = 30):  # noqa: ANN001, ANN201
+    """The first item from the queue that `wanted` accepts, taken within timeout_s; else fail saying `missing`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            item = items.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{missing} in {timeout_s:g} s") from None
+        if wanted(item):
+            return item
+
+
 class _Lines:
     """A child's stdout lines as they come (read by a thread): wait for one that starts so, or read to the end."""
 
@@ -51,35 +63,28 @@ class _Lines:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
-    def wait_for(self, prefix: str, timeout_s: float = 30) -> str:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"the probe printed no {prefix!r} line in {timeout_s:g} s: {self.seen}") from None
-            if line is None:
-                raise AssertionError(f"the probe ended before printing a {prefix!r} line: {self.seen}")
+    def _saw(self, line: str | None) -> bool:
+        if line is not None:
             self.seen.append(line)
-            if line.startswith(prefix):
-                return line
+        return line is None
+
+    def wait_for(self, prefix: str) -> str:
+        line = _first(self._lines, lambda x: self._saw(x) or x.startswith(prefix),
+                      f"the probe printed no {prefix!r} line (it printed {self.seen})")
+        if line is None:
+            raise AssertionError(f"the probe ended before printing a {prefix!r} line: {self.seen}")
+        return line
 
     def to_the_end(self) -> list[str]:
-        while (line := self._lines.get(timeout=30)) is not None:
-            self.seen.append(line)
+        _first(self._lines, self._saw, f"the probe's output did not end (it printed {self.seen})")
         return self.seen
 
 
-def _wait_for_commit(proxy: FaultyProxy, measurement_id: str, timeout_s: float = 30) -> None:
-    """Return once the proxy holds the collector's answer to a batch that carried this measurement."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            answer = proxy.holds.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise AssertionError(f"no batch with {measurement_id} reached the collector in {timeout_s:g} s") from None
-        if measurement_id.encode() in answer:  # else an answer to the probe killed before this one
-            return
+def _wait_for_commit(proxy: FaultyProxy, measurement_id: str) -> None:
+    """Return once the proxy holds the collector's answer to a batch that carried this measurement (skipping
+    answers to the probes killed before this one)."""
+    _first(proxy.holds, lambda answer: measurement_id.encode() in answer,
+           f"no batch with {measurement_id} reached the collector")
 
 
 def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
