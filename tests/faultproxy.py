@@ -28,7 +28,7 @@ class FaultyProxy:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.counts = {"dropped": 0, "cut": 0, "passed": 0}
-        self.holds: queue.Queue[bytes] = queue.Queue()  # each answer the proxy holds (delay_s), as it begins to
+        self.holds: queue.Queue[bytes] = queue.Queue()  # each answer held back (delay_s), put as the hold begins
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
