@@ -38,14 +38,15 @@ KILLS = int(os.environ.get("XAPROBE_KILLS", "200"))
 PHASES = ("anywhere", "measuring", "uploading", "committed", "measuring again")
 
 
-def _first(items: queue.Queue, wanted, missing: str, timeout_s: float = 30):  # noqa: ANN001, ANN201
-    """The first item from the queue that `wanted` accepts, taken within timeout_s; else fail saying `missing`."""
+def _first(items: queue.Queue, wanted, missing, timeout_s: float = 30):  # noqa: ANN001, ANN201
+    """The first item from the queue that `wanted` accepts, taken within timeout_s; else fail saying what
+    `missing()` says then."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             item = items.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise AssertionError(f"{missing} in {timeout_s:g} s") from None
+            raise AssertionError(f"{missing()} in {timeout_s:g} s") from None
         if wanted(item):
             return item
 
@@ -54,29 +55,25 @@ class _Lines:
     """A child's stdout lines as they come (read by a thread): wait for one that starts so, or read to the end."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
-        self.seen: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []  # every line read so far
+        self._lines: queue.Queue[str | None] = queue.Queue()  # the same lines, then None at the end
         threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
 
     def _pump(self, stream) -> None:  # noqa: ANN001
         for line in stream:
-            self._lines.put(line.rstrip("\n"))
+            self.seen.append(line.rstrip("\n"))
+            self._lines.put(self.seen[-1])
         self._lines.put(None)
 
-    def _saw(self, line: str | None) -> bool:
-        if line is not None:
-            self.seen.append(line)
-        return line is None
-
     def wait_for(self, prefix: str) -> str:
-        line = _first(self._lines, lambda x: self._saw(x) or x.startswith(prefix),
-                      f"the probe printed no {prefix!r} line (it printed {self.seen})")
+        line = _first(self._lines, lambda x: x is None or x.startswith(prefix),
+                      lambda: f"the probe printed no {prefix!r} line (it printed {self.seen})")
         if line is None:
             raise AssertionError(f"the probe ended before printing a {prefix!r} line: {self.seen}")
         return line
 
     def to_the_end(self) -> list[str]:
-        _first(self._lines, self._saw, f"the probe's output did not end (it printed {self.seen})")
+        _first(self._lines, lambda x: x is None, lambda: f"the probe's output did not end (it printed {self.seen})")
         return self.seen
 
 
@@ -84,7 +81,7 @@ def _wait_for_commit(proxy: FaultyProxy, measurement_id: str) -> None:
     """Return once the proxy holds the collector's answer to a batch that carried this measurement (skipping
     answers to the probes killed before this one)."""
     _first(proxy.holds, lambda answer: measurement_id.encode() in answer,
-           f"no batch with {measurement_id} reached the collector")
+           lambda: f"no batch with {measurement_id} reached the collector")
 
 
 def run_kill9_cycles(collector, tmp_path: Path, kills: int, seed: int) -> dict:
